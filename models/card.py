@@ -1,0 +1,132 @@
+"""Model cards: the feature schema, task, metrics and lineage registered with every model.
+
+The card is what the gateway validates requests against and what the monitor builds its
+detectors from. Its JSON form is documented in ``docs/contracts.md``.
+
+Example
+-------
+>>> import pandas as pd
+>>> df = pd.DataFrame({"age": [31, 45], "plan": ["basic", "pro"], "active": [True, False]})
+>>> [(f.name, f.kind) for f in infer_features(df)]
+[('age', 'numeric'), ('plan', 'categorical'), ('active', 'boolean')]
+>>> fingerprint(df)[:7]
+'sha256:'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+FeatureKind = Literal["numeric", "categorical", "boolean"]
+Task = Literal["classification", "regression"]
+InputFormat = Literal["numpy", "pandas", "records"]
+
+
+class FeatureSpec(BaseModel):
+    """One input feature: its kind, dtype, allowed values and whether it may be null."""
+
+    name: str
+    kind: FeatureKind
+    dtype: str
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+    nullable: bool = False
+
+
+class Lineage(BaseModel):
+    """Where a model version came from."""
+
+    data_fingerprint: str
+    row_count: int
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    code_version: str = "unknown"
+    parent_version: str | None = None
+    trigger: dict[str, Any] = Field(default_factory=lambda: {"type": "manual"})
+
+
+class ModelCard(BaseModel):
+    """Everything driftgate needs to know about a registered model version."""
+
+    name: str
+    task: Task
+    class_labels: list[Any] | None = None
+    target: str | None = None
+    features: list[FeatureSpec]
+    input_format: InputFormat = "numpy"
+    metrics: dict[str, float] = Field(default_factory=dict)
+    lineage: Lineage
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature(self, name: str) -> FeatureSpec:
+        for spec in self.features:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+def _infer_kind(series: pd.Series) -> FeatureKind:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    return "categorical"
+
+
+def infer_features(
+    data: pd.DataFrame, overrides: dict[str, dict[str, Any]] | None = None
+) -> list[FeatureSpec]:
+    """Infer a feature schema from training data; ``overrides`` patch fields per feature.
+
+    Numeric ranges are the observed min and max, categories the observed values (sorted),
+    ``nullable`` whether any value is missing. Overrides may change any field, for example
+    ``{"zip": {"kind": "categorical"}, "age": {"min": 0, "max": 120}}``.
+    """
+    overrides = overrides or {}
+    unknown = set(overrides) - set(data.columns)
+    if unknown:
+        raise ValueError(f"overrides name unknown features: {sorted(unknown)}")
+    specs = []
+    for name in data.columns:
+        series = data[name]
+        patch = overrides.get(name, {})
+        kind = patch.get("kind", _infer_kind(series))
+        fields: dict[str, Any] = {
+            "name": str(name),
+            "kind": kind,
+            "dtype": str(series.dtype),
+            "nullable": bool(series.isna().any()),
+        }
+        present = series.dropna()
+        if kind == "numeric" and len(present):
+            fields["min"] = float(present.min())
+            fields["max"] = float(present.max())
+        elif kind == "categorical":
+            fields["categories"] = sorted({str(v) for v in present})
+        fields.update(patch)
+        specs.append(FeatureSpec(**fields))
+    return specs
+
+
+def fingerprint(data: pd.DataFrame) -> str:
+    """Sha256 of the canonical form of a data frame: sorted columns, CSV, no index."""
+    canonical = data.reindex(sorted(data.columns), axis=1)
+    payload = canonical.to_csv(index=False, float_format="%.17g").encode()
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def json_safe(value: Any) -> Any:
+    """Convert numpy scalars to plain Python values for JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

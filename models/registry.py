@@ -1,0 +1,222 @@
+"""The model registry: models, their cards and reference samples in the BentoML model store.
+
+Each registered version is one BentoML model whose directory holds ``model.pkl`` (the
+estimator), ``card.json`` (the :class:`~models.card.ModelCard`) and ``reference.parquet``
+(a sample of the training features with the model's predictions and the true labels).
+
+Example
+-------
+>>> import os, tempfile
+>>> os.environ["BENTOML_HOME"] = tempfile.mkdtemp()
+>>> import pandas as pd
+>>> from sklearn.linear_model import LinearRegression
+>>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+>>> y = pd.Series([1.0, 3.0, 5.0, 7.0], name="y")
+>>> entry = register_model("line", LinearRegression().fit(X.to_numpy(), y), X, y)
+>>> get_model("line").card.features[0].name
+'x'
+>>> round(float(entry.reference()["__prediction__"].iloc[1]), 6)
+3.0
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+
+from models.card import FeatureSpec, Lineage, ModelCard, fingerprint, infer_features
+
+CARD_FILE = "card.json"
+ESTIMATOR_FILE = "model.pkl"
+REFERENCE_FILE = "reference.parquet"
+DRIFTGATE_LABEL = "driftgate"
+PREDICTION_COLUMN = "__prediction__"
+LABEL_COLUMN = "__label__"
+PROBA_PREFIX = "__proba__"
+
+
+class RegistryError(LookupError):
+    """A model or version that is not in the registry."""
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One registered version: its tag, card and files."""
+
+    name: str
+    version: str
+    path: Path
+    creation_time: str
+
+    @cached_property
+    def card(self) -> ModelCard:
+        return ModelCard.model_validate_json((self.path / CARD_FILE).read_text())
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def load_estimator(self) -> Any:
+        with open(self.path / ESTIMATOR_FILE, "rb") as fh:
+            return pickle.load(fh)
+
+    def reference(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / REFERENCE_FILE)
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "created_at": self.creation_time}
+
+
+def _input_format(estimator: Any) -> str:
+    if hasattr(estimator, "predict_one") and not hasattr(estimator, "predict"):
+        return "records"
+    return "pandas" if hasattr(estimator, "feature_names_in_") else "numpy"
+
+
+def predict_frame(estimator: Any, card: ModelCard, features: pd.DataFrame) -> pd.DataFrame:
+    """Predictions (and class probabilities) of ``estimator`` for ``features`` as columns."""
+    out = pd.DataFrame(index=features.index)
+    if card.input_format == "records":
+        rows = features.to_dict("records")
+        out[PREDICTION_COLUMN] = [estimator.predict_one(r) for r in rows]
+        return out
+    model_input = features if card.input_format == "pandas" else features.to_numpy()
+    out[PREDICTION_COLUMN] = estimator.predict(model_input)
+    if card.task == "classification" and hasattr(estimator, "predict_proba"):
+        proba = np.asarray(estimator.predict_proba(model_input))
+        for i, label in enumerate(card.class_labels or []):
+            out[f"{PROBA_PREFIX}{label}"] = proba[:, i]
+    return out
+
+
+def register_model(
+    name: str,
+    estimator: Any,
+    features: pd.DataFrame,
+    target: pd.Series,
+    *,
+    task: str | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    metrics: dict[str, float] | None = None,
+    parameters: dict[str, Any] | None = None,
+    code_version: str = "unknown",
+    parent_version: str | None = None,
+    trigger: dict[str, Any] | None = None,
+    reference_rows: int = 2000,
+    reference: pd.DataFrame | None = None,
+    reference_target: pd.Series | None = None,
+    seed: int = 0,
+) -> RegisteredModel:
+    """Register a trained estimator with its card, reference sample and lineage.
+
+    ``features``/``target`` are the training data: the schema is inferred from them (patched
+    by ``overrides``) and fingerprinted. ``reference`` is the data the reference sample is
+    drawn from (a held-out set is best, with its true labels as ``reference_target``); it
+    defaults to the training data.
+    """
+    if not (hasattr(estimator, "predict") or hasattr(estimator, "predict_one")):
+        raise TypeError("the model must have a predict() or predict_one() method")
+    if task is None:
+        is_classifier = hasattr(estimator, "classes_") or hasattr(estimator, "predict_proba")
+        task = "classification" if is_classifier else "regression"
+    class_labels = None
+    if task == "classification":
+        labels = getattr(estimator, "classes_", None)
+        if labels is None:
+            labels = sorted(pd.unique(target))
+        class_labels = [v.item() if isinstance(v, np.generic) else v for v in labels]
+    specs: list[FeatureSpec] = infer_features(features, overrides)
+    training = features.assign(**{str(target.name or "target"): target.to_numpy()})
+    card = ModelCard(
+        name=name,
+        task=task,  # type: ignore[arg-type]
+        class_labels=class_labels,
+        target=str(target.name) if target.name is not None else None,
+        features=specs,
+        input_format=_input_format(estimator),  # type: ignore[arg-type]
+        metrics=metrics or {},
+        lineage=Lineage(
+            data_fingerprint=fingerprint(training),
+            row_count=len(features),
+            parameters=_json_params(parameters, estimator),
+            code_version=code_version,
+            parent_version=parent_version,
+            trigger=trigger or {"type": "manual"},
+        ),
+    )
+    source, source_target = (
+        (features, target) if reference is None else (reference, reference_target)
+    )
+    sample = source.sample(n=min(reference_rows, len(source)), random_state=seed)
+    ref = sample.reset_index(drop=True)
+    ref = pd.concat([ref, predict_frame(estimator, card, ref)], axis=1)
+    if source_target is not None:
+        ref[LABEL_COLUMN] = source_target.loc[sample.index].to_numpy()
+    with bentoml.models.create(
+        name, labels={DRIFTGATE_LABEL: "1", "task": task}, metadata={"task": task}
+    ) as bento_model:
+        path = Path(bento_model.path)
+        with open(path / ESTIMATOR_FILE, "wb") as fh:
+            pickle.dump(estimator, fh)
+        (path / CARD_FILE).write_text(card.model_dump_json(indent=2))
+        ref.to_parquet(path / REFERENCE_FILE, index=False)
+    return _entry(bentoml.models.get(bento_model.tag))
+
+
+def _json_params(parameters: dict[str, Any] | None, estimator: Any) -> dict[str, Any]:
+    if parameters is None and hasattr(estimator, "get_params"):
+        parameters = estimator.get_params(deep=False)
+    return json.loads(json.dumps(parameters or {}, default=str))
+
+
+def _entry(model: Any) -> RegisteredModel:
+    return RegisteredModel(
+        name=model.tag.name,
+        version=model.tag.version,
+        path=Path(model.path),
+        creation_time=model.info.creation_time.isoformat(),
+    )
+
+
+def list_models(name: str | None = None) -> list[RegisteredModel]:
+    """Registered driftgate models, oldest first (the last of a name is its latest)."""
+    found = [
+        _entry(m)
+        for m in bentoml.models.list(name)
+        if (Path(m.path) / CARD_FILE).exists()
+    ]
+    return sorted(found, key=lambda m: (m.name, m.creation_time))
+
+
+def model_names() -> list[str]:
+    return sorted({m.name for m in list_models()})
+
+
+def get_model(name: str, version: str | None = None) -> RegisteredModel:
+    """One version of a model; ``None`` or ``"latest"`` means the newest."""
+    versions = list_models(name) if _valid_name(name) else []
+    if not versions:
+        raise RegistryError(f"unknown model {name!r}")
+    if version in (None, "latest"):
+        return versions[-1]
+    for entry in versions:
+        if entry.version == version:
+            return entry
+    raise RegistryError(f"model {name!r} has no version {version!r}")
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and all(c.isalnum() or c in "-_." for c in name) and name.islower()
+
+
+def versions_of(name: str) -> Sequence[RegisteredModel]:
+    return list_models(name)

@@ -1,0 +1,115 @@
+"""Configuration: environment settings (``DRIFTGATE_*``) and the YAML serving file.
+
+Example serving file (``driftgate.yaml``)::
+
+    models:
+      breast-cancer:
+        default: latest            # a version, an alias or "latest"
+        aliases: {stable: 3nhl5ghjx6li2ax4}
+        canary: {version: 4abcd..., weight: 0.1}
+        shadow: 5efgh...
+    webhooks:
+      - url: https://retrain.example.com/hooks/driftgate
+        secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CanaryConfig(BaseModel):
+    version: str
+    weight: float = Field(ge=0.0, le=1.0, description="Share of requests sent to the canary.")
+
+
+class ServedModelConfig(BaseModel):
+    """How one model name is served: default version, aliases, canary and shadow."""
+
+    default: str = "latest"
+    aliases: dict[str, str] = Field(default_factory=dict)
+    canary: CanaryConfig | None = None
+    shadow: str | None = None
+
+
+class WebhookEndpoint(BaseModel):
+    url: str
+    secret: str = Field(description="Standard Webhooks secret, base64 with optional whsec_ prefix.")
+    models: list[str] | None = Field(default=None, description="Only these models; None = all.")
+
+
+class ServingConfig(BaseModel):
+    """Contents of the YAML serving file. ``models`` empty means: serve every registered model."""
+
+    models: dict[str, ServedModelConfig] = Field(default_factory=dict)
+    webhooks: list[WebhookEndpoint] = Field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path | None) -> ServingConfig:
+        if path is None or not path.exists():
+            return cls()
+        return cls.model_validate(yaml.safe_load(path.read_text()) or {})
+
+
+class Settings(BaseSettings):
+    """Gateway and monitor settings, read from ``DRIFTGATE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTGATE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path(".data"), description="Where the SQLite log and state live.")
+    store_url: str | None = Field(
+        None,
+        description="Prediction log: a postgresql:// DSN, or a SQLite path. "
+        "Default: <data_dir>/predictions.sqlite3.",
+    )
+    config_file: Path = Field(Path("driftgate.yaml"), description="YAML serving file.")
+    durability: Literal["durable", "async"] = Field(
+        "durable", description="durable: 2xx after commit. async: commit within max_delay_ms."
+    )
+    async_max_delay_ms: float = Field(50.0, description="Commit delay bound in async mode.")
+    log_max_pending: int = Field(10_000, description="Records queued before backpressure.")
+    logging_enabled: bool = Field(True, description="Switch the prediction log off (benchmarks).")
+    monitoring_enabled: bool = Field(True, description="Run the monitor service loop.")
+    workers: int = Field(2, description="Gateway worker processes.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, description="Larger request bodies get 413.")
+    max_rows: int = Field(10_000, description="Most rows one request may carry.")
+    expected_run_time: int = Field(
+        100_000, description="Predictions per model between false drift alarms (on average)."
+    )
+    monitor_poll_seconds: float = Field(0.2, description="How often the monitor tails the log.")
+    monitor_batch: int = Field(5_000, description="Records the monitor reads per batch.")
+    checkpoint_every_seconds: float = Field(2.0, description="Checkpoint interval.")
+    retention_days: float | None = Field(None, description="Prune log records older than this.")
+    webhook_max_attempts: int = Field(8, description="Attempts before a dead letter.")
+    webhook_backoff_seconds: float = Field(1.0, description="First retry delay (doubles).")
+    webhook_max_backoff_seconds: float = Field(300.0, description="Longest retry delay.")
+    webhook_timeout_seconds: float = Field(5.0, description="HTTP timeout of one delivery.")
+    retrain_cooldown_seconds: float = Field(
+        3600.0, description="One retrain request per model per cooldown."
+    )
+    public_url: str = Field(
+        "http://localhost:3000", description="Base URL put into webhook payloads."
+    )
+
+    @field_validator("data_dir", "config_file")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or str(self.data_dir / "predictions.sqlite3")
+
+    def serving(self) -> ServingConfig:
+        return ServingConfig.load(self.config_file)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

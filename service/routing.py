@@ -1,0 +1,96 @@
+"""Route a request (model name, optional version or alias) to a loaded model version.
+
+Per model name: a default version, aliases, an optional canary version that receives a
+configured share of the requests that name no version, and an optional shadow version that
+receives a copy of those requests; shadow answers are logged, never returned.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from models.registry import RegistryError, get_model, model_names
+from service.config import ServedModelConfig, ServingConfig
+from service.errors import not_found
+from service.runtime import LoadedModel
+
+DEFAULT, CANARY, SHADOW = "default", "canary", "shadow"
+
+
+@dataclass
+class Route:
+    model: LoadedModel
+    arm: str
+    shadow: LoadedModel | None
+
+
+class ServedModel:
+    """The versions one model name serves, loaded in this worker."""
+
+    def __init__(self, name: str, config: ServedModelConfig, rng: random.Random) -> None:
+        self.name = name
+        self.config = config
+        self._rng = rng
+        self._loaded: dict[str, LoadedModel] = {}
+        self.default = self._load(self._resolve(config.default))
+        self.canary = self._load(self._resolve(config.canary.version)) if config.canary else None
+        self.canary_weight = config.canary.weight if config.canary else 0.0
+        self.shadow = self._load(self._resolve(config.shadow)) if config.shadow else None
+
+    def _resolve(self, version: str) -> str:
+        version = self.config.aliases.get(version, version)
+        try:
+            return get_model(self.name, version).version
+        except RegistryError as exc:
+            raise not_found("unknown_version", str(exc), model=self.name, version=version) from exc
+
+    def _load(self, version: str) -> LoadedModel:
+        if version not in self._loaded:
+            self._loaded[version] = LoadedModel.load(self.name, version)
+        return self._loaded[version]
+
+    def route(self, version: str | None) -> Route:
+        if version is not None:
+            model = self._load(self._resolve(version))
+            arm = CANARY if self.canary is not None and model is self.canary else DEFAULT
+            return Route(model, arm, None)
+        if self.canary is not None and self._rng.random() < self.canary_weight:
+            return Route(self.canary, CANARY, self.shadow)
+        return Route(self.default, DEFAULT, self.shadow)
+
+    def loaded_versions(self) -> list[LoadedModel]:
+        return list(self._loaded.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "default": self.default.version,
+            "aliases": self.config.aliases,
+            "canary": (
+                {"version": self.canary.version, "weight": self.canary_weight}
+                if self.canary
+                else None
+            ),
+            "shadow": self.shadow.version if self.shadow else None,
+        }
+
+
+class Router:
+    """All served model names of this worker."""
+
+    def __init__(self, serving: ServingConfig, seed: int | None = None) -> None:
+        rng = random.Random(seed)
+        configs = serving.models or {name: ServedModelConfig() for name in model_names()}
+        self.models = {name: ServedModel(name, cfg, rng) for name, cfg in configs.items()}
+
+    def served(self, name: str) -> ServedModel:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise not_found(
+                "unknown_model", f"unknown model {name!r}", served=sorted(self.models)
+            ) from None
+
+    def route(self, name: str, version: str | None = None) -> Route:
+        return self.served(name).route(version)
