@@ -1,0 +1,27 @@
+"""Durable, ordered prediction log with SQLite and PostgreSQL backends.
+
+Entry points: :func:`open_store` (backend chosen by URL), :class:`GroupCommitWriter`
+(async group commit for the gateway), :func:`export_to_file` (retraining export).
+"""
+
+from __future__ import annotations
+
+from service.store.base import Store
+from service.store.entities import Checkpoint, LabelEvent, LabelResult, OutboxItem
+from service.store.export import export_to_file
+from service.store.factory import open_store
+from service.store.records import PredictionRecord, new_prediction_id
+from service.store.writer import GroupCommitWriter
+
+__all__ = [
+    "Checkpoint",
+    "GroupCommitWriter",
+    "LabelEvent",
+    "LabelResult",
+    "OutboxItem",
+    "PredictionRecord",
+    "Store",
+    "export_to_file",
+    "new_prediction_id",
+    "open_store",
+]

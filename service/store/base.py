@@ -1,0 +1,126 @@
+"""The store contract shared by the SQLite and PostgreSQL backends.
+
+Ordering guarantee of both streams (predictions by ``offset``, labels by ``label_offset``):
+a consumer that repeatedly calls ``read_after(last_seen_offset, n)`` sees every committed
+record exactly once, in increasing offset order, also when concurrent writers commit out of
+order. Offsets are strictly increasing but not dense (gaps are normal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+from service.store.entities import Checkpoint, LabelEvent, LabelResult, OutboxItem
+from service.store.records import PredictionRecord
+
+__all__ = ["Store", "OUTBOX_STATUSES"]
+
+OUTBOX_STATUSES = ("pending", "delivered", "dead")
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A prediction log plus the monitor's side tables (labels, checkpoints, events,
+    webhook outbox, key-value). All methods are blocking and thread-safe; call them from a
+    worker thread (or via :class:`~service.store.writer.GroupCommitWriter`) in async code."""
+
+    url: str
+
+    # -- predictions -------------------------------------------------------------------
+    def append(self, records: Sequence[PredictionRecord]) -> None:
+        """Commit ``records`` in one transaction; sets each ``record.offset``."""
+
+    def read_after(
+        self, offset: int, limit: int, models: set[str] | None = None
+    ) -> list[PredictionRecord]:
+        """Records with offset > ``offset`` in offset order (at most ``limit``)."""
+
+    def get(self, ids: Sequence[str]) -> list[PredictionRecord]:
+        """Records by prediction id (unknown ids are left out)."""
+
+    def high_water_offset(self) -> int:
+        """Highest offset a consumer can read now (0 when the log is empty)."""
+
+    def lag(self, offset: int) -> tuple[int, float]:
+        """(readable records after ``offset``, age in seconds of the oldest of them)."""
+
+    # -- labels ------------------------------------------------------------------------
+    def add_labels(self, items: Sequence[tuple[str, Any]], ts: float | None = None) -> LabelResult:
+        """Join ground-truth labels to predictions by id; last label wins."""
+
+    def read_labels_after(self, label_offset: int, limit: int) -> list[LabelEvent]:
+        """Label events after ``label_offset`` in order, each with its prediction."""
+
+    def high_water_label_offset(self) -> int:
+        """Highest readable label offset (0 when there is none)."""
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save_checkpoint(self, consumer: str, offset: int, label_offset: int, state: bytes) -> None:
+        """Atomically store the consumer's offsets together with its state."""
+
+    def load_checkpoint(self, consumer: str) -> Checkpoint | None:
+        """The last saved checkpoint of ``consumer``, or None."""
+
+    def min_checkpoint_offset(self) -> int | None:
+        """Offset of the slowest consumer (None when no consumer has saved one)."""
+
+    # -- monitoring events ---------------------------------------------------------------
+    def append_events(self, events: Sequence[dict[str, Any]]) -> None:
+        """Store monitoring events (keys: model, version, kind, feature, detector,
+        statistic, threshold, record_id, ts, details)."""
+
+    def read_events(
+        self, model: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Events with ``ts >= since`` oldest first; without ``since`` the latest
+        ``limit`` events (still oldest first). Each dict also carries ``id``."""
+
+    # -- export and retention ----------------------------------------------------------
+    def export(
+        self,
+        model: str,
+        since: float | None = None,
+        until: float | None = None,
+        with_labels: bool = False,
+        version: str | None = None,
+    ) -> pd.DataFrame:
+        """Predictions of ``model`` with ``since <= ts < until`` as a DataFrame."""
+
+    def prune(self, older_than_seconds: float, keep_after_offset: int) -> int:
+        """Delete records older than the age whose offset is <= ``keep_after_offset``."""
+
+    # -- webhook outbox ----------------------------------------------------------------
+    def outbox_enqueue(
+        self, event_id: str, endpoint: str, payload: dict[str, Any], model: str
+    ) -> bool:
+        """Queue a delivery; False if (event_id, endpoint) was already queued."""
+
+    def outbox_claim_due(self, now: float, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        """Lease up to ``limit`` pending items due at ``now``; counts an attempt."""
+
+    def outbox_mark_delivered(self, item_id: int) -> None:
+        """Mark an item delivered."""
+
+    def outbox_mark_failed(self, item_id: int, error: str, next_attempt_at: float | None) -> None:
+        """Reschedule an item, or dead-letter it when ``next_attempt_at`` is None."""
+
+    def outbox_list(self, status: str | None = None, limit: int = 1000) -> list[OutboxItem]:
+        """Items (optionally of one status), oldest first."""
+
+    def outbox_retry(self, ids: Sequence[int] | None = None) -> int:
+        """Requeue the given items, or all dead ones; returns how many."""
+
+    def outbox_pending_count(self) -> int:
+        """Number of pending items."""
+
+    def kv_get(self, key: str) -> Any:
+        """A JSON value from the key-value table, or None."""
+
+    def kv_set(self, key: str, value: Any) -> None:
+        """Set (upsert) a JSON value in the key-value table."""
+
+    def close(self) -> None:
+        """Close all connections."""

@@ -1,0 +1,202 @@
+"""SQLite backend: one file in WAL mode, safe for several writer processes.
+
+Durability choice: ``PRAGMA synchronous=NORMAL`` by default. In WAL mode a committed
+transaction is in the WAL file (the OS page cache) before ``COMMIT`` returns, so it survives
+the process being killed (SIGKILL), which is what the gateway guarantees; a power loss or
+kernel crash can lose the last commits before the next checkpoint. Use
+``sqlite:///path?synchronous=full`` to fsync every commit (survives power loss; costs one
+fsync per group-commit batch).
+
+Writers serialize on SQLite's write lock (``BEGIN IMMEDIATE`` with ``busy_timeout``), so
+offsets (an AUTOINCREMENT rowid, never reused after pruning) become visible in order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from service.store import codec
+from service.store.pool import ConnectionPool
+from service.store.records import PredictionRecord
+from service.store.sqlbase import SqlStoreBase, _check_batch
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    log_offset INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    request_id TEXT,
+    trace_id TEXT,
+    ts REAL NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    arm TEXT NOT NULL,
+    features TEXT NOT NULL,
+    prediction TEXT,
+    probabilities TEXT,
+    latency_ms REAL,
+    label TEXT,
+    label_ts REAL
+);
+CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions (model, ts);
+CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
+CREATE TABLE IF NOT EXISTS label_events (
+    label_offset INTEGER PRIMARY KEY AUTOINCREMENT,
+    prediction_id TEXT NOT NULL,
+    label TEXT,
+    ts REAL NOT NULL,
+    previous_label TEXT,
+    relabel INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS label_events_prediction ON label_events (prediction_id);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    consumer TEXT PRIMARY KEY,
+    log_offset INTEGER NOT NULL,
+    label_offset INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    version TEXT,
+    kind TEXT NOT NULL,
+    feature TEXT,
+    detector TEXT,
+    statistic REAL,
+    threshold REAL,
+    record_id TEXT,
+    ts REAL NOT NULL,
+    details TEXT
+);
+CREATE INDEX IF NOT EXISTS events_model_ts ON events (model, ts);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL,
+    UNIQUE (event_id, endpoint)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT,
+    updated_at REAL NOT NULL
+);
+"""
+
+_INSERT = (
+    "INSERT INTO predictions (id, request_id, trace_id, ts, model, version, arm, features,"
+    " prediction, probabilities, latency_ms, label, label_ts)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SYNC_MODES = {"off", "normal", "full", "extra"}
+
+
+class SQLiteStore(SqlStoreBase):
+    """Prediction log in one SQLite file (see the module docstring for durability)."""
+
+    def __init__(
+        self, path: str | Path, synchronous: str = "normal", busy_timeout_s: float = 60.0
+    ) -> None:
+        if synchronous.lower() not in _SYNC_MODES:
+            raise ValueError(f"synchronous must be one of {sorted(_SYNC_MODES)}")
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._sync = synchronous.upper()
+        self._busy_ms = int(busy_timeout_s * 1000)
+        self._pool: ConnectionPool[sqlite3.Connection] = ConnectionPool(self._connect)
+        self._init_schema()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_ms / 1000, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+        conn.execute(f"PRAGMA synchronous = {self._sync}")
+        return conn
+
+    def _init_schema(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._write() as cur:
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    cur.execute(stmt)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Cursor]:
+        with self._pool.connection() as conn:
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Cursor]:
+        with self._pool.connection() as conn:
+            yield conn.cursor()
+
+    def append(self, records: Sequence[PredictionRecord]) -> None:
+        """Insert ``records`` in one transaction (executemany, one prepared statement)."""
+        if not records:
+            return
+        _check_batch(len(records))
+        dumps = codec.dumps
+        rows = [
+            (
+                r.id, r.request_id, r.trace_id, r.ts, r.model, r.version, r.arm,
+                dumps(r.features), dumps(r.prediction), dumps(r.probabilities),
+                r.latency_ms, dumps(r.label), r.label_ts,
+            )
+            for r in records
+        ]  # fmt: skip
+        with self._write() as cur:
+            cur.executemany(_INSERT, rows)
+            last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
+        # AUTOINCREMENT keys of one transaction under the write lock are consecutive.
+        for i, r in enumerate(records):
+            r.offset = last - len(records) + 1 + i
+
+    def checkpoint_wal(self) -> None:
+        """Fold the WAL back into the database file (run it now and then; optional)."""
+        with self._read() as cur:
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+
+def _retry_locked(fn: Any, attempts: int = 50) -> Any:
+    for i in range(attempts):
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            transient = "locked" in str(exc) or "busy" in str(exc)
+            if not transient or i == attempts - 1:
+                raise
+            time.sleep(0.05)
+    return None
