@@ -96,7 +96,9 @@ class CategoricalWindowTest:
                 counts[self.codes[v]] += 1
         self.n_reference = int(counts.sum())
         self.probs = (counts + 0.5) / (counts.sum() + 0.5 * k)
-        self.threshold = calibrate_window_gtest(self.probs, self.n_reference, self.window, rate, rng)
+        self.threshold = calibrate_window_gtest(
+            self.probs, self.n_reference, self.window, rate, rng
+        )
         self._scale = 1.0 + self.window / max(self.n_reference, 1)
         self._expected = self.probs * self.window
         self._log_expected = [math.log(e) for e in self._expected]

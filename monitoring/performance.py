@@ -1,0 +1,181 @@
+"""Rolling model performance and concept drift on the error stream, once labels arrive."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from river import drift
+
+__all__ = ["PerformanceTracker"]
+
+
+class PerformanceTracker:
+    """Rolling accuracy / macro-F1 (classification) or MAE / RMSE (regression).
+
+    An error stream (0/1 misclassification, or absolute error scaled by the reference MAE)
+    feeds a river detector (``"adwin"``, ``"ddm"`` or ``"hddm_a"``); ``update`` returns the
+    decisions as ``(kind, detector, statistic, threshold, details)`` tuples, kind being
+    ``"concept_drift"`` or ``"performance"`` (rolling metric worse than the card's by more than
+    ``tolerance``, reported once per episode).
+
+    Parameters
+    ----------
+    task
+        ``"classification"`` or ``"regression"``.
+    class_labels
+        Class labels for classification.
+    window
+        Rolling window of labelled records.
+    card_metrics
+        The card's training metrics (``accuracy``/``f1`` or ``mae``/``rmse``) as the baseline.
+    tolerance
+        Allowed degradation (absolute for accuracy/F1, relative for MAE/RMSE).
+    detector
+        Concept-drift detector on the error stream.
+    error_scale
+        Reference MAE for regression (errors are divided by it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> perf = PerformanceTracker("classification", ["a", "b"], window=200,
+    ...                           card_metrics={"accuracy": 0.9})
+    >>> fired = []
+    >>> for i in range(2000):
+    ...     wrong = rng.random() < (0.1 if i < 1000 else 0.4)
+    ...     for kind, *_ in perf.update("a", "b" if wrong else "a"):
+    ...         fired.append((i, kind))
+    >>> fired
+    [(1026, 'performance'), (1055, 'concept_drift')]
+    """
+
+    def __init__(
+        self,
+        task: str,
+        class_labels: Sequence[Any] | None = None,
+        window: int = 500,
+        card_metrics: dict[str, float] | None = None,
+        tolerance: float = 0.05,
+        detector: str = "adwin",
+        error_scale: float = 1.0,
+    ) -> None:
+        self.task = task
+        self.class_labels = list(class_labels or [])
+        self.window = int(window)
+        self.card_metrics = dict(card_metrics or {})
+        self.tolerance = tolerance
+        self.detector = detector if task == "classification" else "adwin"
+        self.error_scale = error_scale if error_scale > 0 else 1.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._items: deque[tuple[Any, Any, float]] = deque()
+        self._sum_err = 0.0
+        self._sum_sq = 0.0
+        self._tp: dict[Any, int] = {}
+        self._fp: dict[Any, int] = {}
+        self._fn: dict[Any, int] = {}
+        self._n = 0
+        self._degraded = False
+        self._det = self._make_detector()
+
+    def _make_detector(self) -> Any:
+        if self.detector == "ddm":
+            return drift.binary.DDM()
+        if self.detector == "hddm_a":
+            return drift.binary.HDDMA()
+        return drift.ADWIN()
+
+    def _count(self, pred: Any, label: Any, sign: int) -> None:
+        if pred == label:
+            self._tp[label] = self._tp.get(label, 0) + sign
+        else:
+            self._fp[pred] = self._fp.get(pred, 0) + sign
+            self._fn[label] = self._fn.get(label, 0) + sign
+
+    def metrics(self) -> dict[str, float | None]:
+        """Rolling metrics over the window (``None`` before the first label)."""
+        m = len(self._items)
+        if self.task == "classification":
+            if m == 0:
+                return {"accuracy": None, "f1": None}
+            f1s = []
+            for c in set(self._tp) | set(self._fp) | set(self._fn):
+                tp, fp, fn = self._tp.get(c, 0), self._fp.get(c, 0), self._fn.get(c, 0)
+                if tp + fp + fn:
+                    f1s.append(2 * tp / (2 * tp + fp + fn))
+            acc = 1.0 - self._sum_err / m
+            return {"accuracy": acc, "f1": sum(f1s) / len(f1s) if f1s else None}
+        if m == 0:
+            return {"mae": None, "rmse": None}
+        return {"mae": self._sum_err / m, "rmse": math.sqrt(max(self._sum_sq, 0.0) / m)}
+
+    def update(self, prediction: Any, label: Any) -> list[tuple[str, str, float, float, dict]]:
+        """Add one labelled prediction; return the decisions it triggers."""
+        out: list[tuple[str, str, float, float, dict]] = []
+        if self.task == "classification":
+            err = 0.0 if prediction == label else 1.0
+            sq = err
+            self._count(prediction, label, +1)
+            det_x = err
+        else:
+            err = abs(float(prediction) - float(label))
+            sq = err * err
+            det_x = err / self.error_scale
+        self._items.append((prediction, label, err))
+        self._sum_err += err
+        self._sum_sq += sq
+        self._n += 1
+        if len(self._items) > self.window:
+            p, lab, e = self._items.popleft()
+            self._sum_err -= e
+            self._sum_sq -= e * e
+            if self.task == "classification":
+                self._count(p, lab, -1)
+        self._det.update(det_x)
+        if self._det.drift_detected:
+            out.append(("concept_drift", self.detector, float(det_x), float("nan"),
+                        {"labels_seen": self._n}))
+        out.extend(self._check_performance())
+        return out
+
+    def _check_performance(self) -> list[tuple[str, str, float, float, dict]]:
+        if len(self._items) < self.window:
+            return []
+        m = self.metrics()
+        if self.task == "classification":
+            name = "accuracy"
+            base = self.card_metrics.get("accuracy")
+            if base is None:
+                return []
+            value = float(m["accuracy"] or 0.0)
+            limit = base - self.tolerance
+            bad, good = value < limit, value >= base - self.tolerance / 2
+        else:
+            name = "mae" if "mae" in self.card_metrics else "rmse"
+            base = self.card_metrics.get(name)
+            if base is None:
+                return []
+            value = float(m[name] or 0.0)
+            limit = base * (1 + self.tolerance)
+            bad, good = value > limit, value <= base * (1 + self.tolerance / 2)
+        if bad and not self._degraded:
+            self._degraded = True
+            return [("performance", name, value, limit, {"metric": name, "baseline": base})]
+        if good:
+            self._degraded = False
+        return []
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the rolling metric is currently beyond the tolerance."""
+        return self._degraded
+
+    @property
+    def labels_seen(self) -> int:
+        """Number of labelled records so far."""
+        return self._n
