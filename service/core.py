@@ -1,0 +1,163 @@
+"""The gateway's request handling, independent of the HTTP framework.
+
+``GatewayCore.predict`` validates rows against the card, routes to a version, predicts,
+runs the shadow, hands every record to the sink (the prediction log) and counts metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from service.errors import APIError
+from service.metrics import UNKNOWN_MODEL, GatewayMetrics
+from service.routing import SHADOW, Route, Router
+from service.runtime import LoadedModel, Prediction
+from service.store.records import PredictionRecord, new_prediction_id
+from service.validation import ValidatedBatch
+
+
+class RecordSink(Protocol):
+    """Where prediction records go; ``submit`` returns once they are as durable as configured."""
+
+    async def submit(self, records: list[PredictionRecord]) -> None: ...
+
+
+class NullSink:
+    """Logging switched off."""
+
+    async def submit(self, records: list[PredictionRecord]) -> None:
+        return None
+
+
+class PredictResult:
+    __slots__ = ("model", "ids", "values", "probabilities", "arm")
+
+    def __init__(
+        self, model: LoadedModel, ids: list[str], values: list[Any],
+        probabilities: list[dict[str, float]] | None, arm: str,
+    ) -> None:
+        self.model = model
+        self.ids = ids
+        self.values = values
+        self.probabilities = probabilities
+        self.arm = arm
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model.name,
+            "version": self.model.version,
+            "ids": self.ids,
+            "predictions": self.values,
+        }
+        if self.probabilities is not None:
+            body["probabilities"] = self.probabilities
+        return body
+
+
+class GatewayCore:
+    """Validate, route, predict, log; one instance per gateway worker."""
+
+    def __init__(self, router: Router, sink: RecordSink, metrics: GatewayMetrics, max_rows: int):
+        self.router = router
+        self.sink = sink
+        self.metrics = metrics
+        self.max_rows = max_rows
+
+    def count_error(self, error: APIError, model: str | None = None) -> None:
+        name = model if model in self.router.models else UNKNOWN_MODEL
+        self.metrics.errors.labels(name, error.type).inc()
+
+    async def predict(
+        self,
+        name: str,
+        version: str | None,
+        rows: Any,
+        request_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> PredictResult:
+        """Serve one request; raises :class:`APIError` (already counted) on bad input."""
+        started = time.perf_counter()
+        try:
+            if isinstance(rows, list) and len(rows) > self.max_rows:
+                raise APIError(
+                    413, "too_many_rows", f"at most {self.max_rows} rows per request",
+                    {"rows": len(rows)},
+                )
+            route = self.router.route(name, version)
+            batch = route.model.validator.validate(rows)
+        except APIError as error:
+            self.count_error(error, name)
+            raise
+        result, records = self._run(route, batch, request_id, trace_id, started)
+        if route.shadow is not None:
+            records.extend(self._shadow(route.shadow, batch, records, request_id, trace_id))
+        await self.sink.submit(records)
+        model = route.model
+        self.metrics.latency.labels(model.name, model.version).observe(
+            time.perf_counter() - started
+        )
+        return result
+
+    def _run(
+        self, route: Route, batch: ValidatedBatch, request_id: str | None,
+        trace_id: str | None, started: float,
+    ) -> tuple[PredictResult, list[PredictionRecord]]:
+        model = route.model
+        prediction = model.predict(batch.rows)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        records = _records(model, route.arm, batch, prediction, latency_ms, request_id, trace_id)
+        probabilities = prediction.probabilities
+        self._count(model, route.arm, batch, prediction.values)
+        result = PredictResult(
+            model, [r.id for r in records], prediction.values, probabilities, route.arm
+        )
+        return result, records
+
+    def _count(
+        self, model: LoadedModel, arm: str, batch: ValidatedBatch, values: list[Any]
+    ) -> None:
+        m = self.metrics
+        m.predictions.labels(model.name, model.version, arm).inc(len(values))
+        for _, feature, issue in batch.quality:
+            m.quality.labels(model.name, feature, issue).inc()
+        if arm == SHADOW:
+            return
+        if model.card.task == "classification":
+            for value in values:
+                m.predicted_class.labels(model.name, str(value)).inc()
+        else:
+            for value in values:
+                m.prediction_value.labels(model.name).observe(value)
+
+    def _shadow(
+        self, shadow: LoadedModel, batch: ValidatedBatch, primary: list[PredictionRecord],
+        request_id: str | None, trace_id: str | None,
+    ) -> list[PredictionRecord]:
+        started = time.perf_counter()
+        try:
+            shadow.validator.validate(batch.rows)
+            prediction = shadow.predict(batch.rows)
+        except APIError as error:
+            self.metrics.errors.labels(shadow.name, f"shadow_{error.type}").inc()
+            return []
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        self.metrics.predictions.labels(shadow.name, shadow.version, SHADOW).inc(len(primary))
+        return _records(shadow, SHADOW, batch, prediction, latency_ms, request_id, trace_id)
+
+
+def _records(
+    model: LoadedModel, arm: str, batch: ValidatedBatch, prediction: Prediction,
+    latency_ms: float, request_id: str | None, trace_id: str | None,
+) -> list[PredictionRecord]:
+    now = time.time()
+    probabilities = prediction.probabilities
+    return [
+        PredictionRecord(
+            model=model.name, version=model.version, features=row, prediction=value,
+            id=new_prediction_id(), ts=now, arm=arm,
+            probabilities=probabilities[i] if probabilities is not None else None,
+            latency_ms=latency_ms, request_id=request_id, trace_id=trace_id,
+        )
+        for i, (row, value) in enumerate(zip(batch.rows, prediction.values, strict=True))
+    ]

@@ -1,0 +1,89 @@
+"""``POST /feedback``: join ground-truth labels to logged predictions by prediction id.
+
+Labels are checked against the card of the model that made the prediction (a class label for
+classifiers, a finite number for regressors); one bad label rejects the request with 422 and
+applies nothing. Unknown ids are returned in ``unknown``. A second label for the same id
+replaces the first (last label wins) and is reported in ``relabeled``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from anyio import to_thread
+from pydantic import BaseModel, Field
+
+from models.registry import RegistryError, get_model
+from service.core import GatewayCore
+from service.errors import APIError
+from service.store.base import Store
+from service.store.records import PredictionRecord
+
+MAX_ITEMS = 10_000
+
+
+class FeedbackItem(BaseModel):
+    id: str = Field(description="A prediction id returned by /predict or v2 infer.")
+    label: Any = Field(description="The true class label, or the true value for regressors.")
+
+
+class FeedbackRequest(BaseModel):
+    items: list[FeedbackItem] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+def _label_problem(record: PredictionRecord, label: Any, labels_of: dict) -> str | None:
+    key = (record.model, record.version)
+    if key not in labels_of:
+        try:
+            card = get_model(record.model, record.version).card
+            labels_of[key] = card.class_labels if card.task == "classification" else None
+        except RegistryError:
+            labels_of[key] = None
+    classes = labels_of[key]
+    if classes is not None:
+        return None if label in classes else f"label must be one of {classes}"
+    ok = isinstance(label, int | float) and not isinstance(label, bool) and math.isfinite(label)
+    return None if ok else "label must be a finite number"
+
+
+def _apply(payload: FeedbackRequest, store: Store) -> tuple[dict[str, Any], dict[str, int]]:
+    ids = [item.id for item in payload.items]
+    known = {record.id: record for record in store.get(ids)}
+    labels_of: dict = {}
+    problems = []
+    for index, item in enumerate(payload.items):
+        record = known.get(item.id)
+        if record is None:
+            continue
+        problem = _label_problem(record, item.label, labels_of)
+        if problem:
+            problems.append({"item": index, "id": item.id, "message": problem})
+    if problems:
+        raise APIError(422, "invalid_label", problems[0]["message"], {"problems": problems})
+    pairs = [(item.id, item.label) for item in payload.items if item.id in known]
+    result = store.add_labels(pairs, time.time()) if pairs else None
+    per_model: dict[str, int] = {}
+    for record_id, _ in pairs:
+        model = known[record_id].model
+        per_model[model] = per_model.get(model, 0) + 1
+    body = {
+        "accepted": result.accepted if result else [],
+        "unknown": [i for i in ids if i not in known],
+        "relabeled": result.relabeled if result else [],
+    }
+    return body, per_model
+
+
+async def apply_feedback(
+    payload: FeedbackRequest, store: Store, core: GatewayCore
+) -> dict[str, Any]:
+    try:
+        body, per_model = await to_thread.run_sync(_apply, payload, store)
+    except APIError as error:
+        core.count_error(error)
+        raise
+    for model, count in per_model.items():
+        core.metrics.feedback.labels(model).inc(count)
+    return body

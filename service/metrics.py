@@ -1,0 +1,126 @@
+"""driftgate's Prometheus metrics (names and labels are a contract: see DESIGN.md).
+
+Create them inside the worker process (BentoML sets ``PROMETHEUS_MULTIPROC_DIR`` there), via
+:func:`gateway_metrics` / :func:`monitor_metrics`; tests pass a fresh ``CollectorRegistry``.
+Labels stay bounded: model names are the served ones, never a client-supplied string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+LABEL_DELAY_BUCKETS = (1, 10, 60, 300, 1800, 3600, 6 * 3600, 86400, 7 * 86400)
+UNKNOWN_MODEL = "_unknown"
+
+
+@dataclass
+class GatewayMetrics:
+    predictions: Counter
+    errors: Counter
+    latency: Histogram
+    quality: Counter
+    feedback: Counter
+    log_write: Histogram
+    predicted_class: Counter
+    prediction_value: Histogram
+
+
+def gateway_metrics(registry: CollectorRegistry = REGISTRY) -> GatewayMetrics:
+    return GatewayMetrics(
+        predictions=Counter(
+            "driftgate_predictions_total", "Predicted rows served.",
+            ["model", "version", "arm"], registry=registry,
+        ),
+        errors=Counter(
+            "driftgate_prediction_errors_total", "Rejected requests by reason.",
+            ["model", "reason"], registry=registry,
+        ),
+        latency=Histogram(
+            "driftgate_prediction_latency_seconds", "Request latency inside the gateway.",
+            ["model", "version"], buckets=LATENCY_BUCKETS, registry=registry,
+        ),
+        quality=Counter(
+            "driftgate_data_quality_issues_total", "Accepted values with a data-quality issue.",
+            ["model", "feature", "issue"], registry=registry,
+        ),
+        feedback=Counter(
+            "driftgate_feedback_total", "Labels received and joined to a prediction.",
+            ["model"], registry=registry,
+        ),
+        log_write=Histogram(
+            "driftgate_log_write_seconds", "Duration of one prediction-log commit.",
+            buckets=WRITE_BUCKETS, registry=registry,
+        ),
+        predicted_class=Counter(
+            "driftgate_predicted_class_total", "Predicted rows per class (classifiers).",
+            ["model", "class"], registry=registry,
+        ),
+        prediction_value=Histogram(
+            "driftgate_prediction_value", "Predicted values (regressors).",
+            ["model"], buckets=(0, 25, 50, 75, 100, 150, 200, 250, 300, 400), registry=registry,
+        ),
+    )
+
+
+@dataclass
+class MonitorMetrics:
+    drift_score: Gauge
+    drift_active: Gauge
+    drift_events: Counter
+    performance: Gauge
+    lag_records: Gauge
+    lag_seconds: Gauge
+    label_coverage: Gauge
+    label_delay: Histogram
+    webhook_deliveries: Counter
+    webhook_pending: Gauge
+
+
+def monitor_metrics(registry: CollectorRegistry = REGISTRY) -> MonitorMetrics:
+    return MonitorMetrics(
+        drift_score=Gauge(
+            "driftgate_feature_drift_score",
+            "Drift statistic divided by its calibrated threshold (>= 1 means alarm).",
+            ["model", "feature", "method"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        drift_active=Gauge(
+            "driftgate_drift_active", "1 while a feature is in the drift state.",
+            ["model", "feature"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        drift_events=Counter(
+            "driftgate_drift_events_total", "Drift, performance and resolution events.",
+            ["model", "feature", "kind"], registry=registry,
+        ),
+        performance=Gauge(
+            "driftgate_model_performance", "Rolling quality from feedback labels.",
+            ["model", "version", "metric"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        lag_records=Gauge(
+            "driftgate_monitor_lag_records", "Logged records the monitor has not processed.",
+            multiprocess_mode="mostrecent", registry=registry,
+        ),
+        lag_seconds=Gauge(
+            "driftgate_monitor_lag_seconds", "Age of the oldest unprocessed record.",
+            multiprocess_mode="mostrecent", registry=registry,
+        ),
+        label_coverage=Gauge(
+            "driftgate_label_coverage_ratio", "Share of processed predictions with a label.",
+            ["model"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        label_delay=Histogram(
+            "driftgate_label_delay_seconds", "Time from prediction to its label.",
+            ["model"], buckets=LABEL_DELAY_BUCKETS, registry=registry,
+        ),
+        webhook_deliveries=Counter(
+            "driftgate_webhook_deliveries_total", "Webhook delivery attempts by outcome.",
+            ["outcome"], registry=registry,
+        ),
+        webhook_pending=Gauge(
+            "driftgate_webhook_pending", "Webhook events waiting for delivery.",
+            multiprocess_mode="mostrecent", registry=registry,
+        ),
+    )
