@@ -6,14 +6,12 @@ estimator), ``card.json`` (the :class:`~models.card.ModelCard`) and ``reference.
 
 Example
 -------
->>> import os, tempfile
->>> os.environ["BENTOML_HOME"] = tempfile.mkdtemp()
 >>> import pandas as pd
 >>> from sklearn.linear_model import LinearRegression
 >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
 >>> y = pd.Series([1.0, 3.0, 5.0, 7.0], name="y")
->>> entry = register_model("line", LinearRegression().fit(X.to_numpy(), y), X, y)
->>> get_model("line").card.features[0].name
+>>> entry = register_model("doctest-line", LinearRegression().fit(X.to_numpy(), y), X, y)
+>>> get_model("doctest-line").card.features[0].name
 'x'
 >>> round(float(entry.reference()["__prediction__"].iloc[1]), 6)
 3.0
@@ -189,11 +187,13 @@ def _entry(model: Any) -> RegisteredModel:
 
 def list_models(name: str | None = None) -> list[RegisteredModel]:
     """Registered driftgate models, oldest first (the last of a name is its latest)."""
-    found = [
-        _entry(m)
-        for m in bentoml.models.list(name)
-        if (Path(m.path) / CARD_FILE).exists()
-    ]
+    if name is not None and not _valid_name(name):
+        return []
+    try:
+        stored = bentoml.models.list(name)
+    except bentoml.exceptions.NotFound:
+        return []
+    found = [_entry(m) for m in stored if (Path(m.path) / CARD_FILE).exists()]
     return sorted(found, key=lambda m: (m.name, m.creation_time))
 
 
@@ -203,7 +203,7 @@ def model_names() -> list[str]:
 
 def get_model(name: str, version: str | None = None) -> RegisteredModel:
     """One version of a model; ``None`` or ``"latest"`` means the newest."""
-    versions = list_models(name) if _valid_name(name) else []
+    versions = list_models(name)
     if not versions:
         raise RegistryError(f"unknown model {name!r}")
     if version in (None, "latest"):

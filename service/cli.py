@@ -1,0 +1,196 @@
+"""The ``driftgate`` command line: models, the prediction log, the monitor and webhooks.
+
+    driftgate models register --name churn --model model.pkl --data train.parquet --target churned
+    driftgate models list
+    driftgate models show churn [--version V]
+    driftgate models demo [--if-empty]
+    driftgate log export --model churn --since 2026-11-01 --with-labels --format parquet -o out.parquet
+    driftgate log prune
+    driftgate monitor replay --model churn [--since T]
+    driftgate webhooks list [--status dead]
+    driftgate webhooks retry [--id N ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+
+def _read_table(path: str) -> pd.DataFrame:
+    if path.endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def parse_time(text: str | None) -> float | None:
+    """Unix seconds from a number or an ISO 8601 date/time (UTC if no zone is given)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+
+
+def _print(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def cmd_models_register(args: argparse.Namespace) -> int:
+    from models.registry import register_model
+
+    with open(args.model, "rb") as fh:
+        estimator = pickle.load(fh)
+    data = _read_table(args.data)
+    if args.target not in data.columns:
+        raise SystemExit(f"target column {args.target!r} is not in {args.data}")
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in args.kind or []:
+        name, _, kind = item.partition("=")
+        overrides.setdefault(name, {})["kind"] = kind
+    reference = _read_table(args.reference) if args.reference else None
+    entry = register_model(
+        args.name,
+        estimator,
+        data.drop(columns=[args.target]),
+        data[args.target],
+        task=args.task,
+        overrides=overrides,
+        metrics=json.loads(args.metrics) if args.metrics else None,
+        code_version=args.code_version,
+        parent_version=args.parent_version,
+        trigger=json.loads(args.trigger) if args.trigger else None,
+        reference=reference.drop(columns=[args.target]) if reference is not None else None,
+        reference_target=reference[args.target] if reference is not None else None,
+    )
+    _print({"registered": entry.tag, "card": entry.card.model_dump()})
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from models.registry import list_models
+
+    _print([{**m.summary(), "task": m.card.task} for m in list_models()])
+    return 0
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    from models.registry import get_model
+
+    entry = get_model(args.name, args.version)
+    _print({**entry.summary(), "path": str(entry.path), "card": entry.card.model_dump()})
+    return 0
+
+
+def cmd_models_demo(args: argparse.Namespace) -> int:
+    from models.demo import register_demo_models
+    from models.registry import list_models
+
+    if args.if_empty and list_models():
+        print("models already registered; not adding the demo models")
+        return 0
+    for entry in register_demo_models():
+        print(f"registered {entry.tag} ({entry.card.task})")
+    return 0
+
+
+def _store():
+    from service.config import get_settings
+    from service.store.factory import open_store
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_store(settings.resolved_store_url)
+
+
+def cmd_log_export(args: argparse.Namespace) -> int:
+    from service.store.export import export_to_file
+
+    store = _store()
+    frame = store.export(
+        args.model, since=parse_time(args.since), until=parse_time(args.until),
+        with_labels=args.with_labels, version=args.version,
+    )
+    output = args.output or f"{args.model}.{args.format}"
+    export_to_file(frame, output, args.format)
+    print(f"wrote {len(frame)} rows to {output}")
+    return 0
+
+
+def cmd_log_prune(args: argparse.Namespace) -> int:
+    from service.config import get_settings
+
+    days = args.days if args.days is not None else get_settings().retention_days
+    if days is None:
+        raise SystemExit("give --days or set DRIFTGATE_RETENTION_DAYS")
+    store = _store()
+    consumed = store.min_checkpoint_offset() or 0
+    print(f"pruned {store.prune(days * 86400.0, consumed)} records")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="driftgate", description=__doc__.split("\n")[0])
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    models = groups.add_parser("models", help="the model registry").add_subparsers(
+        dest="command", required=True
+    )
+    reg = models.add_parser("register", help="register a pickled model with its card")
+    reg.add_argument("--name", required=True)
+    reg.add_argument("--model", required=True, help="pickle file of the fitted model")
+    reg.add_argument("--data", required=True, help="training data, CSV or Parquet")
+    reg.add_argument("--target", required=True, help="target column in --data")
+    reg.add_argument("--reference", help="held-out data for the reference sample")
+    reg.add_argument("--task", choices=["classification", "regression"])
+    reg.add_argument("--kind", action="append", help="override a feature kind: NAME=categorical")
+    reg.add_argument("--metrics", help='JSON, e.g. {"accuracy": 0.93}')
+    reg.add_argument("--code-version", default="unknown")
+    reg.add_argument("--parent-version")
+    reg.add_argument("--trigger", help='JSON, e.g. {"type": "drift", "event_id": "..."}')
+    reg.set_defaults(func=cmd_models_register)
+    models.add_parser("list", help="list registered models").set_defaults(func=cmd_models_list)
+    show = models.add_parser("show", help="show one model version and its card")
+    show.add_argument("name")
+    show.add_argument("--version")
+    show.set_defaults(func=cmd_models_show)
+    demo = models.add_parser("demo", help="train and register the demo models")
+    demo.add_argument("--if-empty", action="store_true", help="only if no model is registered")
+    demo.set_defaults(func=cmd_models_demo)
+
+    log = groups.add_parser("log", help="the prediction log").add_subparsers(
+        dest="command", required=True
+    )
+    export = log.add_parser("export", help="export logged predictions for retraining")
+    export.add_argument("--model", required=True)
+    export.add_argument("--version")
+    export.add_argument("--since", help="ISO time or unix seconds (inclusive)")
+    export.add_argument("--until", help="ISO time or unix seconds (exclusive)")
+    export.add_argument("--with-labels", action="store_true", help="only labelled rows")
+    export.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    export.add_argument("-o", "--output")
+    export.set_defaults(func=cmd_log_export)
+    prune = log.add_parser("prune", help="delete old records the monitor has consumed")
+    prune.add_argument("--days", type=float)
+    prune.set_defaults(func=cmd_log_prune)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
