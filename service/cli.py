@@ -4,7 +4,7 @@
     driftgate models list
     driftgate models show churn [--version V]
     driftgate models demo [--if-empty]
-    driftgate log export --model churn --since 2026-11-01 --with-labels --format parquet -o out.parquet
+    driftgate log export --model churn --since 2026-11-01 --with-labels -o out.parquet
     driftgate log prune
     driftgate monitor replay --model churn [--since T]
     driftgate webhooks list [--status dead]

@@ -10,16 +10,6 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from models.demo import register_demo_models
-from models.registry import list_models
-
-
-@pytest.fixture(scope="session")
-def demo_models() -> dict[str, str]:
-    """Demo models registered once per session: name -> latest version."""
-    register_demo_models(only_missing=True)
-    return {m.name: m.version for m in list_models()}
-
 
 def make_client(tmp_path: Path, serving: dict | None = None, **env: str) -> TestClient:
     """A client on the gateway's ASGI app with its own data dir and serving file."""

@@ -15,7 +15,8 @@ def rows(name: str, n: int = 3) -> list[dict[str, Any]]:
 
 
 def test_predict_classifier_returns_ids_predictions_probabilities(client, demo_models):
-    response = client.post("/predict", json={"model": "breast-cancer", "inputs": rows("breast-cancer")})
+    body = {"model": "breast-cancer", "inputs": rows("breast-cancer")}
+    response = client.post("/predict", json=body)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["version"] == demo_models["breast-cancer"]

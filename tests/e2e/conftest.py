@@ -1,0 +1,79 @@
+"""A real ``bentoml serve`` of the gateway, shared by the end-to-end tests of a session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENTOML = Path(sys.executable).parent / "bentoml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen
+    log: Path
+
+
+def start_gateway(data_dir: Path, port: int, extra_env: dict[str, str] | None = None,
+                  timeout: float = 120.0) -> Server:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DRIFTGATE_DATA_DIR": str(data_dir),
+           "DRIFTGATE_CONFIG_FILE": str(data_dir / "driftgate.yaml"), **(extra_env or {})}
+    log = data_dir / f"bentoml-{port}.log"
+    process = subprocess.Popen(
+        [str(BENTOML), "serve", "service.gateway:Gateway", "--port", str(port),
+         "--host", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"bentoml serve exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return Server(url, port, data_dir, process, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_gateway(Server(url, port, data_dir, process, log))
+    raise RuntimeError(f"gateway not ready in {timeout}s: {log.read_text()[-3000:]}")
+
+
+def stop_gateway(server: Server, sig: int = signal.SIGTERM) -> None:
+    """Stop the server we started: its whole process group (the workers too)."""
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, sig)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gateway(demo_models, tmp_path_factory) -> Iterator[Server]:
+    server = start_gateway(tmp_path_factory.mktemp("e2e"), free_port())
+    yield server
+    stop_gateway(server)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitoring.calibration import (
+    calibrate_cusum,
+    cramer_theta,
+    per_stream_rate,
+    quadrature_standardizers,
+)
+
+
+def test_budget_split_composes_to_ert() -> None:
+    beta = per_stream_rate(100_000, 30)
+    assert 1 - (1 - beta) ** 30 == pytest.approx(1e-5, rel=1e-9)
+
+
+def test_cramer_theta_gaussian() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((2, 100_000)) - np.array([[0.25], [0.5]])
+    assert cramer_theta(y) == pytest.approx([0.5, 1.0], abs=0.03)
+
+
+def _direct_rate(h: float, k: float, rng: np.random.Generator, streams: int, steps: int) -> float:
+    s = np.zeros(streams)
+    alarms = 0
+    for _ in range(steps):
+        s = np.maximum(0.0, s + rng.standard_normal(streams) - k)
+        fired = s > h
+        alarms += int(fired.sum())
+        s[fired] = 0.0
+    return alarms / (streams * steps)
+
+
+def test_cusum_threshold_matches_direct_simulation() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal((1, 20_000)) - 0.5
+    h = calibrate_cusum(y, 2e-4, rng)
+    rate = _direct_rate(h, 0.5, np.random.default_rng(9), 4000, 1000)
+    assert 1.2e-4 < rate < 2.8e-4, (h, rate)
+
+
+def test_cusum_threshold_rises_with_reference_uncertainty() -> None:
+    """Standardising with statistics from a small sample needs a higher threshold."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(20_000)
+    exact = calibrate_cusum((x - 0.25)[None, :], 1e-6, np.random.default_rng(0))
+    small = rng.standard_normal(200)
+    idx = rng.integers(0, 200, (32, 200))
+    m, s = small[idx].mean(axis=1), small[idx].std(axis=1, ddof=1)
+    z = (small[None, :] - m[:, None]) / s[:, None]
+    uncertain = calibrate_cusum(z - 0.25, 1e-6, np.random.default_rng(0))
+    assert uncertain > exact + 2.0
+
+
+def test_gtest_false_alarm_rate_matches_target() -> None:
+    from monitoring.categorical import CategoricalWindowTest
+
+    rng = np.random.default_rng(0)
+    cats, p = ["a", "b", "c"], [0.5, 0.3, 0.2]
+    ref = list(rng.choice(cats, size=2000, p=p))
+    test = CategoricalWindowTest(ref, cats, window=100, rate=5e-4, rng=rng)
+    live = rng.choice(cats, size=200_000, p=p).tolist()
+    alarms = sum(test.update(v) for v in live)
+    assert 30 <= alarms <= 160, alarms  # target: 100 (live data is a new sample)
+
+
+def test_calibration_holds_on_new_samples_of_the_population() -> None:
+    """Average false-alarm rate over many 300-row references, live data a new sample."""
+    from monitoring.detectors import CusumBank
+
+    rng = np.random.default_rng(0)
+    rate, alarms, total = 2e-4, 0, 0
+    for _ in range(60):
+        x = rng.standard_normal(300)
+        m, s = quadrature_standardizers(x)
+        z = (x[None, :] - m[:, None]) / s[:, None]
+        h = calibrate_cusum(z - 0.25, rate, rng)
+        live = (rng.standard_normal(50_000) - x.mean()) / x.std(ddof=1)
+        alarms += len(CusumBank(np.array([h])).update_many((live - 0.25)[:, None]))
+        total += live.size
+    ratio = alarms / total / rate
+    assert 0.7 < ratio < 1.35, ratio

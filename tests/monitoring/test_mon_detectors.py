@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import numpy as np
+
+from monitoring.detectors import CusumBank, RiverDetector
+
+
+def _stream(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.standard_normal(1000), rng.standard_normal(500) + 1.0])
+
+
+def test_cusum_fires_at_known_index() -> None:
+    z = _stream(42)
+    bank = CusumBank(np.array([20.0, 20.0]), np.array([0, 0]))
+    alarms = bank.update_many(np.column_stack([z - 0.25, -z - 0.25]))
+    assert [(a.row, a.chart) for a in alarms][:3] == [(1022, 0), (1052, 0), (1076, 0)]
+    assert all(a.statistic > a.threshold for a in alarms)
+
+
+def test_batch_equals_one_by_one() -> None:
+    z = _stream(3)
+    y = np.column_stack([z - 0.25, -z - 0.25, z * z - 1.85])
+    h = np.array([15.0, 15.0, 12.0])
+    batch = CusumBank(h, np.array([0, 0, 0])).update_many(y)
+    single = CusumBank(h, np.array([0, 0, 0]))
+    one = []
+    for i in range(len(z)):
+        one += [(i, a.chart) for a in single.update_many(y[i : i + 1])]
+    assert [(a.row, a.chart) for a in batch] == one
+    assert len(one) > 3
+
+
+def test_group_reset() -> None:
+    bank = CusumBank(np.array([1.0, 100.0, 1.0]), np.array([0, 0, 1]))
+    bank.update_many(np.array([[0.6, 5.0, 0.1], [0.6, 5.0, 0.1]]))
+    assert bank.statistics.tolist() == [0.0, 0.0, 0.2]
+
+
+def test_page_hinkley_calibrated_is_quiet_and_river_default_is_not() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(20_000)
+    cal = RiverDetector("page_hinkley", 2e-6, cusum_threshold=24.0)
+    raw = RiverDetector("page_hinkley", 2e-6, raw=True)
+    assert sum(cal.update(v) for v in z.tolist()) == 0
+    assert sum(raw.update(v) for v in z.tolist()) > 5
