@@ -26,6 +26,9 @@ class MonitorConfig:
     cusum_k
         Reference value of the mean charts in standard deviations (optimal for a shift of
         ``2 * cusum_k``).
+    clip_z
+        Standardised values are clipped to ``[-clip_z, clip_z]`` before the CUSUM charts (in
+        the calibration too), so one wild value is a data-quality issue, not a drift alarm.
     variance_k, variance_down_k
         Reference values of the variance-up and variance-down charts on ``z**2 - 1``
         (optimal for a doubling and a halving of the standard deviation).
@@ -63,6 +66,7 @@ class MonitorConfig:
     numeric_detector: str = "cusum"
     detector_overrides: dict[str, str] = field(default_factory=dict)
     cusum_k: float = 0.25
+    clip_z: float = 5.0
     variance_k: float = 0.85
     variance_down_k: float = 0.54
     chart_weights: tuple[float, float, float, float] = (0.4, 0.4, 0.15, 0.05)
@@ -77,7 +81,7 @@ class MonitorConfig:
     performance_tolerance: float = 0.05
     concept_detector: str = "adwin"
     quality_events: bool = True
-    calibration_draws: int = 64
+    calibration_draws: int = 32
     calibration_streams: int = 256
     calibration_steps: int = 1024
     seed: int = 0

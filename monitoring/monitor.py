@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring import state as _state
-from monitoring.calibration import bootstrap_standardizers, calibrate_cusum, per_stream_rate
+from monitoring.calibration import calibrate_cusum, per_stream_rate, quadrature_standardizers
 from monitoring.categorical import CategoricalWindowTest, normalize_category
 from monitoring.config import MonitorConfig
 from monitoring.detectors import CusumBank, RiverDetector
@@ -140,8 +140,8 @@ class ModelMonitor:
             self.sd[j] = sd if sd > 0 else 1.0
             self._num_refs.append(NumericReference(x))
             if self.methods[j] == "cusum" or self.methods[j] == "page_hinkley":
-                m, s = bootstrap_standardizers(x, config.calibration_draws, rng)
-                z = (x[None, :] - m[:, None]) / s[:, None]
+                m, s = quadrature_standardizers(x)
+                z = np.clip((x[None, :] - m[:, None]) / s[:, None], -config.clip_z, config.clip_z)
                 incs = (z - kv[0], -z - kv[1], z * z - 1 - kv[2], 1 - z * z - kv[3])
                 hs = []
                 n_charts = 4 if self.methods[j] == "cusum" else 2
@@ -390,6 +390,7 @@ class ModelMonitor:
             xs = x
         z = (xs - self.mu) / self.sd
         z[~np.isfinite(z)] = np.nan
+        np.clip(z, -self.config.clip_z, self.config.clip_z, out=z)
 
         # CUSUM bank (numeric cusum streams + multivariate)
         cols = []
@@ -404,7 +405,9 @@ class ModelMonitor:
             y[:, :, 3] = 1.0 - z2 - k[3]
             cols.append(y.reshape(n, -1))
         if self.mv is not None:
-            u = self.mv.transform(x[:, : self.mv.p]) - self.config.multivariate_k
+            q = self.mv.p  # clipped values: one wild value is a quality issue, not drift
+            xm = self.mu[:q] + self.sd[:q] * z[:, :q]
+            u = self.mv.transform(xm) - self.config.multivariate_k
             cols.append(u[:, None])
         if cols:
             for a in self.bank.update_many(np.concatenate(cols, axis=1) if len(cols) > 1
