@@ -1,0 +1,206 @@
+"""Tail the prediction log into the monitoring core; export metrics, events and checkpoints.
+
+One :class:`MonitorRunner` per monitor process. ``step()`` reads the next batch of records
+(and labels) after the checkpoint, feeds one :class:`monitoring.ModelMonitor` per model
+version (each built from that version's card and reference sample), stores the events,
+updates the Prometheus gauges and hands drift events to the retrain-request outbox.
+``checkpoint()`` saves (log offset, label offset, every monitor's snapshot) in one
+transaction, so a restarted runner continues exactly where the last checkpoint was taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.registry import get_model
+from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
+from service.metrics import MonitorMetrics
+from service.store.base import Store
+from service.store.records import PredictionRecord
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "monitor"
+RETRAIN_KINDS = {
+    "feature_drift": "drift",
+    "prediction_drift": "drift",
+    "multivariate_drift": "drift",
+    "concept_drift": "performance",
+    "performance": "performance",
+}
+Key = tuple[str, str]  # (model, version)
+RetrainHook = Callable[[str, str, str, list[dict[str, Any]], str | None], Any]
+
+
+def build_monitor(model: str, version: str, config: MonitorConfig) -> ModelMonitor:
+    entry = get_model(model, version)
+    return ModelMonitor(entry.card.model_dump(), entry.reference(), config)
+
+
+@dataclass
+class StepResult:
+    records: int = 0
+    labels: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class MonitorRunner:
+    """Consumes the log from its checkpoint; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: MonitorConfig,
+        metrics: MonitorMetrics | None = None,
+        retrain: RetrainHook | None = None,
+        batch: int = 5_000,
+        consumer: str = CONSUMER,
+        monitor_factory: Callable[[str, str, MonitorConfig], ModelMonitor] = build_monitor,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.metrics = metrics
+        self.retrain = retrain
+        self.batch = batch
+        self.consumer = consumer
+        self._factory = monitor_factory
+        self.monitors: dict[Key, ModelMonitor] = {}
+        self.offset = 0
+        self.label_offset = 0
+        self.unusable: set[Key] = set()
+        checkpoint = store.load_checkpoint(consumer)
+        if checkpoint is not None:
+            self.offset = checkpoint.offset
+            self.label_offset = checkpoint.label_offset
+            snapshots: dict[Key, bytes] = pickle.loads(checkpoint.state) if checkpoint.state else {}
+            self.monitors = {k: ModelMonitor.restore(v) for k, v in snapshots.items()}
+
+    def monitor_for(self, model: str, version: str) -> ModelMonitor | None:
+        key = (model, version)
+        if key not in self.monitors and key not in self.unusable:
+            try:
+                self.monitors[key] = self._factory(model, version, self.config)
+            except Exception:  # an unregistered or broken version must not stop the others
+                log.exception("cannot build a monitor for %s:%s", model, version)
+                self.unusable.add(key)
+        return self.monitors.get(key)
+
+    def step(self) -> StepResult:
+        """Process the next batch of records and labels; returns what was done."""
+        result = StepResult()
+        records = self.store.read_after(self.offset, self.batch)
+        if records:
+            result.records = len(records)
+            result.events.extend(self._records(records))
+            self.offset = records[-1].offset or self.offset
+        labels = self.store.read_labels_after(self.label_offset, self.batch)
+        if labels:
+            result.labels = len(labels)
+            result.events.extend(self._labels(labels))
+            self.label_offset = labels[-1].label_offset
+        if result.events:
+            self.store.append_events(result.events)
+            self._hand_on(result.events)
+        self.export_metrics()
+        return result
+
+    def _records(self, records: list[PredictionRecord]) -> list[dict[str, Any]]:
+        groups: dict[Key, list[tuple[str, dict, Any, float]]] = defaultdict(list)
+        for r in records:
+            groups[(r.model, r.version)].append((r.id, r.features, r.prediction, r.ts))
+        events = []
+        for (model, version), rows in groups.items():
+            monitor = self.monitor_for(model, version)
+            if monitor is not None:
+                events.extend(_event(model, version, e) for e in monitor.update_many(rows))
+        return events
+
+    def _labels(self, labels: list[Any]) -> list[dict[str, Any]]:
+        events = []
+        for event in labels:
+            r = event.record
+            monitor = self.monitor_for(r.model, r.version)
+            if monitor is None:
+                continue
+            if self.metrics is not None and r.label_ts is not None:
+                self.metrics.label_delay.labels(r.model).observe(max(0.0, r.label_ts - r.ts))
+            found = monitor.update_label(r.id, r.prediction, r.label, r.label_ts or r.ts)
+            events.extend(_event(r.model, r.version, e) for e in found)
+        return events
+
+    def _hand_on(self, events: list[dict[str, Any]]) -> None:
+        by_model: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+        for event in events:
+            if self.metrics is not None:
+                feature = event["feature"] or "__model__"
+                self.metrics.drift_events.labels(event["model"], feature, event["kind"]).inc()
+            if event["kind"] in RETRAIN_KINDS:
+                by_model[(event["model"], event["version"])].append(event)
+        if self.retrain is None:
+            return
+        for (model, version), found in by_model.items():
+            trigger = RETRAIN_KINDS[found[0]["kind"]]
+            try:
+                fingerprint = get_model(model, version).card.lineage.data_fingerprint
+            except LookupError:
+                fingerprint = None
+            self.retrain(model, version, trigger, found, fingerprint)
+
+    def export_metrics(self) -> None:
+        m = self.metrics
+        if m is None:
+            return
+        records, seconds = self.store.lag(self.offset)
+        m.lag_records.set(records)
+        m.lag_seconds.set(seconds)
+        for (model, version), monitor in self.monitors.items():
+            status = monitor.status()
+            streams = dict(status["features"])
+            if status.get("prediction"):
+                streams["__prediction__"] = status["prediction"]
+            if status.get("multivariate"):
+                streams["__multivariate__"] = status["multivariate"]
+            for feature, entry in streams.items():
+                threshold = entry.get("threshold") or 1.0
+                score = (entry.get("score") or 0.0) / threshold if threshold else 0.0
+                m.drift_score.labels(model, feature, entry.get("method", "")).set(score)
+                m.drift_active.labels(model, feature).set(1 if entry.get("drift_active") else 0)
+            for metric, value in (status.get("performance") or {}).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    m.performance.labels(model, version, metric).set(value)
+            seen = status.get("records_seen") or 0
+            if seen:
+                m.label_coverage.labels(model).set((status.get("labels_seen") or 0) / seen)
+
+    def checkpoint(self) -> None:
+        state = pickle.dumps({k: m.snapshot() for k, m in self.monitors.items()})
+        self.store.save_checkpoint(self.consumer, self.offset, self.label_offset, state)
+        lag_records, lag_seconds = self.store.lag(self.offset)
+        self.store.kv_set(
+            "monitor:status",
+            {"offset": self.offset, "label_offset": self.label_offset, "updated_at": time.time(),
+             "lag_records": lag_records, "lag_seconds": lag_seconds},
+        )
+        per_model: dict[str, dict[str, Any]] = defaultdict(dict)
+        for (model, version), monitor in self.monitors.items():
+            per_model[model][version] = monitor.status()
+        for model, versions in per_model.items():
+            self.store.kv_set(f"monitor:status:{model}", {"versions": versions})
+
+
+def _event(model: str, version: str, event: MonitorEvent) -> dict[str, Any]:
+    data = event.to_dict()
+    return {"model": model, "version": version, "kind": data["kind"],
+            "feature": data["feature"], "detector": data["detector"],
+            "statistic": _finite(data["statistic"]), "threshold": _finite(data["threshold"]),
+            "record_id": data["record_id"], "ts": data["ts"], "details": data["details"]}
+
+
+def _finite(value: float) -> float | None:
+    return value if value == value and abs(value) != float("inf") else None
