@@ -67,6 +67,9 @@ class Store(Protocol):
     def min_checkpoint_offset(self) -> int | None:
         """Offset of the slowest consumer (None when no consumer has saved one)."""
 
+    def min_checkpoint_label_offset(self) -> int | None:
+        """Label offset of the slowest consumer (None when no consumer has saved one)."""
+
     # -- monitoring events ---------------------------------------------------------------
     def append_events(self, events: Sequence[dict[str, Any]]) -> None:
         """Store monitoring events (keys: model, version, kind, feature, detector,
@@ -89,8 +92,14 @@ class Store(Protocol):
     ) -> pd.DataFrame:
         """Predictions of ``model`` with ``since <= ts < until`` as a DataFrame."""
 
-    def prune(self, older_than_seconds: float, keep_after_offset: int) -> int:
-        """Delete records older than the age whose offset is <= ``keep_after_offset``."""
+    def prune(
+        self,
+        older_than_seconds: float,
+        keep_after_offset: int,
+        keep_after_label_offset: int | None = None,
+    ) -> int:
+        """Delete records older than the age whose offset is <= ``keep_after_offset``
+        (label events of deleted records too, up to ``keep_after_label_offset``)."""
 
     # -- webhook outbox ----------------------------------------------------------------
     def outbox_enqueue(

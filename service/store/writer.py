@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -34,6 +35,8 @@ from service.store.base import Store
 from service.store.records import PredictionRecord
 
 __all__ = ["GroupCommitWriter"]
+
+log = logging.getLogger(__name__)
 
 OnCommit = Callable[[float, int], None]
 OnError = Callable[[BaseException, int], None]
@@ -184,8 +187,9 @@ class GroupCommitWriter:
                 try:
                     await loop.run_in_executor(self._executor, self.store.append, records)
                 except Exception as exc:  # noqa: BLE001 - reported, then retried or raised
+                    log.warning("prediction log commit of %d records failed: %r", n, exc)
                     if self.on_error is not None:
-                        self.on_error(exc, n)
+                        _call(self.on_error, exc, n)
                     if self.mode == "durable":
                         for fut in futures:
                             if not fut.done():
@@ -202,8 +206,16 @@ class GroupCommitWriter:
                     if not fut.done():
                         fut.set_result(None)
                 if self.on_commit is not None:
-                    self.on_commit(seconds, n)
+                    _call(self.on_commit, seconds, n)
                 break
             async with self._room:
                 self.pending -= n
                 self._room.notify_all()
+
+
+def _call(callback: Callable[..., None], *args: object) -> None:
+    """Run a metrics callback; its failure must never stall the flusher."""
+    try:
+        callback(*args)
+    except Exception:  # noqa: BLE001
+        log.exception("GroupCommitWriter callback failed")
