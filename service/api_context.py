@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.config import Settings
-from service.core import GatewayCore
+from service.core import GatewayCore, NullSink, RecordSink
 from service.errors import APIError
+from service.metrics import gateway_metrics
+from service.routing import Router
 from service.store.base import Store
+from service.store.factory import open_store
+from service.store.writer import GroupCommitWriter
 
 
 @dataclass
@@ -16,15 +20,44 @@ class GatewayContext:
     core: GatewayCore
     settings: Settings
     store: Store | None
+    writer: GroupCommitWriter | None = None
     alerts: Any = None  # service.alerts.AlertReceiver when the log is on
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def build_context(settings: Settings) -> GatewayContext:
+    """Load the served models, open the log and its group-commit writer for one worker."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = gateway_metrics()
+    store = open_store(settings.resolved_store_url) if settings.logging_enabled else None
+    writer = None
+    sink: RecordSink = NullSink()
+    if store is not None:
+        writer = GroupCommitWriter(
+            store,
+            settings.durability,
+            max_pending=settings.log_max_pending,
+            max_delay_ms=settings.async_max_delay_ms,
+            on_commit=lambda seconds, _n: metrics.log_write.observe(seconds),
+        )
+        sink = writer
+    core = GatewayCore(Router(settings.serving()), sink, metrics, settings.max_rows)
+    return GatewayContext(core=core, settings=settings, store=store, writer=writer)
 
 
 _context: GatewayContext | None = None
 
 
-def bind(ctx: GatewayContext | None) -> None:
+def bind(ctx: GatewayContext | None) -> GatewayContext | None:
+    """Make ``ctx`` the context of this process's routes; returns the previous one."""
     global _context
-    _context = ctx
+    previous, _context = _context, ctx
+    return previous
 
 
 def context() -> GatewayContext:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from opentelemetry import trace
+
 from service.errors import APIError
 from service.metrics import UNKNOWN_MODEL, GatewayMetrics
 from service.routing import SHADOW, Route, Router
@@ -58,7 +60,11 @@ class PredictResult:
 class GatewayCore:
     """Validate, route, predict, log; one instance per gateway worker."""
 
-    def __init__(self, router: Router, sink: RecordSink, metrics: GatewayMetrics, max_rows: int):
+    def __init__(
+        self, router: Router, sink: RecordSink, metrics: GatewayMetrics, max_rows: int,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        self.tracer = tracer or trace.get_tracer("driftgate")
         self.router = router
         self.sink = sink
         self.metrics = metrics
@@ -85,15 +91,23 @@ class GatewayCore:
                     {"rows": len(rows)},
                 )
             route = self.router.route(name, version)
-            batch = route.model.validator.validate(rows)
+            with self.tracer.start_as_current_span("driftgate.validate"):
+                batch = route.model.validator.validate(rows)
         except APIError as error:
             self.count_error(error, name)
             raise
-        result, records = self._run(route, batch, request_id, trace_id, started)
-        if route.shadow is not None:
-            records.extend(self._shadow(route.shadow, batch, records, request_id, trace_id))
-        await self.sink.submit(records)
         model = route.model
+        with self.tracer.start_as_current_span("driftgate.predict") as span:
+            span.set_attribute("driftgate.model", model.name)
+            span.set_attribute("driftgate.version", model.version)
+            span.set_attribute("driftgate.rows", len(batch.rows))
+            result, records = self._run(route, batch, request_id, trace_id, started)
+        if route.shadow is not None:
+            with self.tracer.start_as_current_span("driftgate.shadow") as span:
+                span.set_attribute("driftgate.version", route.shadow.version)
+                records.extend(self._shadow(route.shadow, batch, records, request_id, trace_id))
+        with self.tracer.start_as_current_span("driftgate.log"):
+            await self.sink.submit(records)
         self.metrics.latency.labels(model.name, model.version).observe(
             time.perf_counter() - started
         )

@@ -29,7 +29,18 @@ class GatewayMetrics:
     prediction_value: Histogram
 
 
+_created: dict[tuple[int, str], object] = {}
+
+
 def gateway_metrics(registry: CollectorRegistry = REGISTRY) -> GatewayMetrics:
+    """The gateway's metrics in ``registry`` (created once per registry and process)."""
+    key = (id(registry), "gateway")
+    if key not in _created:
+        _created[key] = _gateway_metrics(registry)
+    return _created[key]  # type: ignore[return-value]
+
+
+def _gateway_metrics(registry: CollectorRegistry) -> GatewayMetrics:
     return GatewayMetrics(
         predictions=Counter(
             "driftgate_predictions_total", "Predicted rows served.",
@@ -81,6 +92,14 @@ class MonitorMetrics:
 
 
 def monitor_metrics(registry: CollectorRegistry = REGISTRY) -> MonitorMetrics:
+    """The monitor's metrics in ``registry`` (created once per registry and process)."""
+    key = (id(registry), "monitor")
+    if key not in _created:
+        _created[key] = _monitor_metrics(registry)
+    return _created[key]  # type: ignore[return-value]
+
+
+def _monitor_metrics(registry: CollectorRegistry) -> MonitorMetrics:
     return MonitorMetrics(
         drift_score=Gauge(
             "driftgate_feature_drift_score",

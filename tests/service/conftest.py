@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ import yaml
 from starlette.testclient import TestClient
 
 
-def make_client(tmp_path: Path, serving: dict | None = None, **env: str) -> TestClient:
-    """A client on the gateway's ASGI app with its own data dir and serving file."""
+def configure(tmp_path: Path, serving: dict | None = None, **env: str) -> None:
+    """Point the settings at a fresh data dir and serving file (plus DRIFTGATE_* extras)."""
     from service.config import get_settings
 
     config = tmp_path / "driftgate.yaml"
@@ -22,12 +23,31 @@ def make_client(tmp_path: Path, serving: dict | None = None, **env: str) -> Test
     for key, value in env.items():
         os.environ[f"DRIFTGATE_{key.upper()}"] = value
     get_settings.cache_clear()
+
+
+@contextmanager
+def make_client(tmp_path: Path, serving: dict | None = None, **env: str) -> Iterator[TestClient]:
+    """A client on the gateway's routes bound to a fresh context (no BentoML middleware)."""
+    from service.api import app
+    from service.api_context import bind, build_context
+    from service.config import get_settings
+
+    configure(tmp_path, serving, **env)
+    context = build_context(get_settings())
+    previous = bind(context)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield client
+            client.portal.call(context.close)
+    finally:
+        bind(previous)
+
+
+@pytest.fixture(scope="session")
+def client(demo_models, tmp_path_factory) -> Iterator[TestClient]:
+    """The real BentoML ASGI app of the gateway (``Gateway.to_asgi()``), once per session."""
+    configure(tmp_path_factory.mktemp("gateway"))
     from service.gateway import Gateway
 
-    return TestClient(Gateway.to_asgi(), raise_server_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def client(demo_models, tmp_path_factory) -> Iterator[TestClient]:
-    with make_client(tmp_path_factory.mktemp("gateway")) as c:
+    with TestClient(Gateway.to_asgi(), raise_server_exceptions=False) as c:
         yield c
