@@ -134,7 +134,10 @@ def _river_delay(factory: Callable[[], object], x: np.ndarray, c: np.ndarray,
 
 def _dg_delay(mon: ModelMonitor, x: np.ndarray, c: np.ndarray, target: str | None) -> int | None:
     recs = records(x, c)
-    for e in mon.update_many(recs):
+    mon.update_many(recs[:WARMUP])
+    for st in mon.drift.values():  # measure the change, not an episode opened before it
+        st.active = False
+    for e in mon.update_many(recs[WARMUP:]):
         if e.kind not in DRIFT_KINDS:
             continue
         i = int(e.record_id[1:])

@@ -151,12 +151,12 @@ def _cycle_maxima(y: np.ndarray) -> np.ndarray:
     """Maxima of the excursions of ``S_t = max(0, S_{t-1} + y_t)`` along axis 1 (S_0 = 0)."""
     v = np.cumsum(y, axis=1)
     s = v - np.minimum(np.minimum.accumulate(v, axis=1), 0.0)
-    zero = s <= 0.0
+    # An excursion starts after a zero, and at the start of every stream.
+    start = np.empty(s.shape, dtype=bool)
+    start[:, 0] = True
+    start[:, 1:] = s[:, :-1] <= 0.0
     flat = s.ravel()
-    starts = np.flatnonzero(np.concatenate(([True], zero.ravel()[:-1])))
-    # Each stream starts a fresh excursion.
-    row_starts = np.arange(0, flat.size, s.shape[1])
-    starts = np.union1d(starts, row_starts)
+    starts = np.flatnonzero(start.ravel())
     mx = np.maximum.reduceat(flat, starts)
     return mx[mx > 0]
 
