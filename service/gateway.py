@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from service.api import app
 from service.api_context import bind, build_context
 from service.config import get_settings
+from service.tracing import bentoml_tracing_config
 
 SETTINGS = get_settings()
 
@@ -21,6 +22,7 @@ SETTINGS = get_settings()
     workers=SETTINGS.workers,
     traffic={"timeout": 60},
     metrics={"enabled": True},
+    tracing=bentoml_tracing_config(),
 )
 @bentoml.asgi_app(app, path="/")
 class Gateway:

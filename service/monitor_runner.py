@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import trace
+
 from models.registry import get_model
 from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
 from service.metrics import MonitorMetrics
@@ -70,6 +72,7 @@ class MonitorRunner:
         self.batch = batch
         self.consumer = consumer
         self._factory = monitor_factory
+        self.tracer = trace.get_tracer("driftgate.monitor")
         self.monitors: dict[Key, ModelMonitor] = {}
         self.offset = 0
         self.label_offset = 0
@@ -93,6 +96,14 @@ class MonitorRunner:
 
     def step(self) -> StepResult:
         """Process the next batch of records and labels; returns what was done."""
+        with self.tracer.start_as_current_span("driftgate.monitor.batch") as span:
+            result = self._step()
+            span.set_attribute("driftgate.records", result.records)
+            span.set_attribute("driftgate.labels", result.labels)
+            span.set_attribute("driftgate.events", len(result.events))
+            return result
+
+    def _step(self) -> StepResult:
         result = StepResult()
         records = self.store.read_after(self.offset, self.batch)
         if records:
