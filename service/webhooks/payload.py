@@ -1,0 +1,170 @@
+"""The retrain request payload sent to webhook endpoints.
+
+Example (trimmed)::
+
+    {"type": "driftgate.retrain_requested", "event_id": "evt_...",
+     "created_at": "2026-11-26T17:40:00+00:00", "model": "iris", "version": "3nhl...",
+     "trigger": "drift",
+     "evidence": {"features": [{"feature": "petal_length", "kind": "feature_drift",
+                                "detector": "cusum_mean_up", "statistic": 25.3, "threshold": 24.0}],
+                  "window": {"first_prediction_id": "r-17", "last_prediction_id": "r-40",
+                             "first_ts": 1764178800.0, "last_ts": 1764178805.2}},
+     "reference_fingerprint": "sha256:...",
+     "data": {"since": "2026-11-26T17:40:00+00:00",
+              "cli": "driftgate log export --model iris --since ... --with-labels --format parquet",
+              "http": "http://localhost:3000/monitoring/events?model=iris"}}
+
+Times inside ``evidence`` are unix seconds (as in the store and ``/monitoring/events``);
+``created_at`` and ``data.since`` are ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+__all__ = [
+    "EVENT_TYPE",
+    "TRIGGERS",
+    "Trigger",
+    "alert_evidence",
+    "build_payload",
+    "drift_evidence",
+    "evidence_since",
+    "iso",
+    "parse_iso",
+]
+
+EVENT_TYPE = "driftgate.retrain_requested"
+TRIGGERS = ("drift", "performance", "alertmanager")
+Trigger = Literal["drift", "performance", "alertmanager"]
+
+
+def iso(ts: float) -> str:
+    """ISO 8601 UTC with whole seconds (rounded down)."""
+    return datetime.fromtimestamp(math.floor(ts), tz=UTC).isoformat()
+
+
+def parse_iso(text: Any) -> float | None:
+    """Unix seconds of an RFC 3339 time (Alertmanager's ``startsAt``), None if unparsable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: replace them by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def drift_evidence(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Evidence from monitor events (``Store.read_events`` rows or ``MonitorEvent.to_dict()``).
+
+    >>> ev = drift_evidence([{"kind": "feature_drift", "feature": "x", "detector": "cusum",
+    ...                       "statistic": 25.0, "threshold": 24.0, "record_id": "r-1", "ts": 5.0}])
+    >>> ev["features"][0]["detector"], ev["window"]["first_prediction_id"]
+    ('cusum', 'r-1')
+    """
+    rows = sorted(events, key=lambda e: float(e.get("ts") or 0.0))
+    features = [
+        {
+            "feature": e.get("feature"),
+            "kind": e.get("kind"),
+            "detector": e.get("detector"),
+            "statistic": _finite(e.get("statistic")),
+            "threshold": _finite(e.get("threshold")),
+        }
+        for e in rows
+    ]
+    evidence: dict[str, Any] = {"features": features}
+    if rows:
+        evidence["window"] = {
+            "first_prediction_id": rows[0].get("record_id"),
+            "last_prediction_id": rows[-1].get("record_id"),
+            "first_ts": rows[0].get("ts"),
+            "last_ts": rows[-1].get("ts"),
+        }
+    ids = [e["id"] for e in rows if e.get("id") is not None]
+    if ids:
+        evidence["monitor_event_ids"] = ids
+    return evidence
+
+
+def alert_evidence(
+    alerts: Sequence[Mapping[str, Any]], receiver: str | None = None, group_key: str | None = None
+) -> dict[str, Any]:
+    """Evidence from firing Alertmanager alerts (already validated)."""
+    items = [
+        {
+            "alertname": a["labels"].get("alertname"),
+            "labels": dict(a["labels"]),
+            "annotations": dict(a.get("annotations") or {}),
+            "startsAt": a.get("startsAt"),
+            "fingerprint": a["fingerprint"],
+        }
+        for a in alerts
+    ]
+    features = sorted({a["labels"]["feature"] for a in alerts if a["labels"].get("feature")})
+    starts = [t for t in (parse_iso(a.get("startsAt")) for a in alerts) if t is not None]
+    evidence: dict[str, Any] = {"alerts": items, "receiver": receiver, "groupKey": group_key}
+    if features:
+        evidence["features"] = [{"feature": f} for f in features]
+    if starts:
+        evidence["window"] = {"first_ts": min(starts), "last_ts": max(starts)}
+    return evidence
+
+
+def evidence_since(evidence: Mapping[str, Any], default: float) -> float:
+    """Start of the data worth fetching: the evidence window's first time, else ``default``."""
+    window = evidence.get("window") or {}
+    first = window.get("first_ts")
+    return float(first) if isinstance(first, int | float) and math.isfinite(first) else default
+
+
+def build_payload(
+    *,
+    event_id: str,
+    model: str,
+    version: str | None,
+    trigger: str,
+    evidence: Mapping[str, Any],
+    reference_fingerprint: str | None,
+    created_at: float,
+    public_url: str,
+    since: float | None = None,
+) -> dict[str, Any]:
+    """The JSON body of one retrain request (``since`` defaults to the evidence window)."""
+    if trigger not in TRIGGERS:
+        raise ValueError(f"trigger must be one of {TRIGGERS}, got {trigger!r}")
+    start = iso(evidence_since(evidence, created_at) if since is None else since)
+    base = public_url.rstrip("/")
+    return {
+        "type": EVENT_TYPE,
+        "event_id": event_id,
+        "created_at": iso(created_at),
+        "model": model,
+        "version": version,
+        "trigger": trigger,
+        "evidence": dict(evidence),
+        "reference_fingerprint": reference_fingerprint,
+        "data": {
+            "since": start,
+            "cli": (
+                f"driftgate log export --model {shlex.quote(model)} --since {start}"
+                " --with-labels --format parquet"
+            ),
+            "http": f"{base}/monitoring/events?model={quote(model, safe='')}",
+        },
+    }
