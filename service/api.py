@@ -170,8 +170,16 @@ async def alertmanager(request: Request) -> JSONResponse:
     ctx = context()
     if ctx.alerts is None:
         raise APIError(409, "logging_disabled", "the prediction log is switched off")
-    body = await read_json(request, ctx.settings.max_body_bytes)
-    result = await to_thread.run_sync(ctx.alerts.receive, body)
+    try:
+        body = await read_json(request, ctx.settings.max_body_bytes)
+    except APIError as error:
+        raise APIError(error.status, "invalid_alert_payload", error.message) from None
+    try:
+        result = await to_thread.run_sync(ctx.alerts.receive, body)
+    except APIError:
+        raise
+    except Exception as exc:  # transient (store) failure: 503 makes Alertmanager retry
+        raise APIError(503, "unavailable", f"could not record the alerts: {exc}") from exc
     return JSONResponse(result)
 
 

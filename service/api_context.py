@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from models.registry import get_model
+from service.alerts import AlertReceiver
 from service.config import Settings
 from service.core import GatewayCore, NullSink, RecordSink
 from service.errors import APIError
@@ -13,6 +14,7 @@ from service.routing import Router
 from service.store.base import Store
 from service.store.factory import open_store
 from service.store.writer import GroupCommitWriter
+from service.webhooks.outbox import RetrainRequests
 
 
 @dataclass
@@ -21,7 +23,7 @@ class GatewayContext:
     settings: Settings
     store: Store | None
     writer: GroupCommitWriter | None = None
-    alerts: Any = None  # service.alerts.AlertReceiver when the log is on
+    alerts: AlertReceiver | None = None  # needs the store
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -46,8 +48,21 @@ def build_context(settings: Settings) -> GatewayContext:
             on_commit=lambda seconds, _n: metrics.log_write.observe(seconds),
         )
         sink = writer
-    core = GatewayCore(Router(settings.serving()), sink, metrics, settings.max_rows)
-    return GatewayContext(core=core, settings=settings, store=store, writer=writer)
+    serving = settings.serving()
+    core = GatewayCore(Router(serving), sink, metrics, settings.max_rows)
+    alerts = None
+    if store is not None:
+        retrain = RetrainRequests(store, serving.webhooks, settings)
+        alerts = AlertReceiver(store, retrain, reference_fingerprint, set(core.router.models))
+    return GatewayContext(core=core, settings=settings, store=store, writer=writer, alerts=alerts)
+
+
+def reference_fingerprint(model: str) -> str | None:
+    """The training-data fingerprint of a model's latest version, for retrain payloads."""
+    try:
+        return get_model(model).card.lineage.data_fingerprint
+    except LookupError:
+        return None
 
 
 _context: GatewayContext | None = None

@@ -72,8 +72,20 @@ def stop_gateway(server: Server, sig: int = signal.SIGTERM) -> None:
             server.process.wait(timeout=10)
 
 
+def start_gateway_retrying(data_dir: Path, extra_env: dict[str, str] | None = None,
+                           attempts: int = 3) -> Server:
+    """Start on a fresh free port; retry when a port race (ours or BentoML's) loses."""
+    for attempt in range(attempts):
+        try:
+            return start_gateway(data_dir, free_port(), extra_env)
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def gateway(demo_models, tmp_path_factory) -> Iterator[Server]:
-    server = start_gateway(tmp_path_factory.mktemp("e2e"), free_port())
+    server = start_gateway_retrying(tmp_path_factory.mktemp("e2e"))
     yield server
     stop_gateway(server)
