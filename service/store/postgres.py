@@ -1,18 +1,20 @@
 """PostgreSQL backend (psycopg 3) for several gateway replicas on several machines.
 
-Ordering under out-of-order commits. Offsets are derived from the writing transaction's
-id: ``offset = (xid8 << 20) + row_index``. A consumer reads only offsets below the
-*horizon* ``pg_snapshot_xmin(pg_current_snapshot()) << 20``, computed in the same
-statement (same snapshot) as the rows it returns. Every transaction with an xid below
-the snapshot's xmin has finished, and every transaction still running or yet to start has
-an xid >= xmin, so the rows below the horizon are final: no later commit can insert an
-offset below a horizon a consumer has already read up to. A consumer therefore never skips
-a record, and offsets are strictly increasing in the order consumers see them.
+Ordering under concurrent writers (the "offset 11 visible before offset 10" problem) is
+solved with a commit-serialized sequence: a writing transaction takes its offsets by
+``UPDATE log_counters SET next_offset = next_offset + n ... RETURNING``, immediately before
+its COPY and COMMIT. The updated counter row stays locked until that transaction ends, so
+a second writer waits there and takes the following offsets only after the first has
+committed (PostgreSQL makes a commit visible before it releases the transaction's locks)
+or rolled back (then the counter rolls back too). Hence offsets become visible strictly in
+order, a consumer reading ``offset > last`` can never skip one, and offsets are dense.
 
-Costs: a transaction stays invisible to consumers until every older transaction in the
-cluster with an xid has finished (a long-running writing transaction elsewhere delays
-the monitor, it never loses data); offsets are sparse; at most 2**20 - 1 rows per
-transaction. The label stream uses the same scheme.
+Why not the xid8 horizon (``pg_snapshot_xmin(pg_current_snapshot())``): it lets writers
+commit in parallel, but the horizon is cluster-wide, so any unrelated transaction holding
+an xid (another application, an idle-in-transaction session) delays or stalls the monitor;
+on a shared server that happened within seconds. The serialized sequence costs one
+lock hand-off per group commit (lock held for COPY + COMMIT, a few ms), which group commit
+amortizes over the batch. The label stream uses its own counter the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import psycopg
 from service.store import codec
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
-from service.store.sqlbase import SqlStoreBase, _check_batch
+from service.store.sqlbase import SqlStoreBase
 
 __all__ = ["PostgresStore"]
 
@@ -102,14 +104,23 @@ CREATE TABLE IF NOT EXISTS kv (
     key text PRIMARY KEY,
     value jsonb,
     updated_at double precision NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS log_counters (
+    stream text PRIMARY KEY,
+    next_offset bigint NOT NULL
+);
+INSERT INTO log_counters (stream, next_offset) VALUES ('predictions', 1), ('labels', 1)
+    ON CONFLICT (stream) DO NOTHING
 """
 
 _COPY = (
     "COPY predictions (log_offset, id, request_id, trace_id, ts, model, version, arm,"
     " features, prediction, probabilities, latency_ms, label, label_ts) FROM STDIN"
 )
-_HORIZON = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)"
+_TAKE = (
+    "UPDATE log_counters SET next_offset = next_offset + %s WHERE stream = %s"
+    " RETURNING next_offset - %s"
+)
 
 
 class PostgresStore(SqlStoreBase):
@@ -123,8 +134,16 @@ class PostgresStore(SqlStoreBase):
         self._init_schema()
 
     def _init_schema(self) -> None:
+        """Create the schema once; concurrent openers serialize on an advisory lock and
+        skip the DDL when it exists (``CREATE INDEX IF NOT EXISTS`` would still lock the
+        tables and could deadlock with a writer holding the counter row)."""
+        with self._read() as cur:
+            if _schema_exists(cur):
+                return
         with self._write() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            if _schema_exists(cur):
+                return
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
@@ -148,22 +167,18 @@ class PostgresStore(SqlStoreBase):
     def _lock_rows(self, skip_locked: bool = False) -> str:
         return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
 
-    def _tx_base(self, cur: Any) -> int:
-        """Assign this transaction's xid now; its rows get offsets (xid << 20) + i."""
-        cur.execute("SELECT pg_current_xact_id()::text::bigint")
-        return int(cur.fetchone()[0]) << 20
-
-    def _horizon(self, column: str) -> str:
-        return f" AND {column} < {_HORIZON}"
+    def _tx_base(self, cur: Any, stream: str, n: int) -> int:
+        """Reserve ``n`` offsets of ``stream``; locks the counter until this tx ends."""
+        cur.execute(_TAKE, (n, stream, n))
+        return int(cur.fetchone()[0])
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Insert ``records`` in one transaction with COPY."""
         if not records:
             return
-        _check_batch(len(records))
         dumps = codec.dumps
         with self._write() as cur:
-            base = self._tx_base(cur)
+            base = self._tx_base(cur, "predictions", len(records))
             with cur.copy(_COPY) as copy:
                 for i, r in enumerate(records):
                     copy.write_row((
@@ -179,3 +194,15 @@ class PostgresStore(SqlStoreBase):
 
     def __repr__(self) -> str:
         return "PostgresStore(...)"
+
+
+def _schema_exists(cur: Any) -> bool:
+    """log_counters is created last, in the same transaction as everything else.
+
+    Queries pg_class with the statement's MVCC snapshot: ``to_regclass`` would use the
+    cached catalog snapshot and miss a schema another process just committed."""
+    cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relname = 'log_counters' AND n.nspname = current_schema())"
+    )
+    return bool(cur.fetchone()[0])

@@ -2,9 +2,9 @@
 
 SQL is written with ``?`` placeholders; a backend rewrites them via :meth:`_q`. Hooks a
 backend provides: ``_write`` / ``_read`` (transaction and autocommit cursors), ``_tx_base``
-(offset base of the current write transaction, or None for an autoincrement key),
-``_horizon`` (SQL restricting a stream to offsets that can no longer be preceded by a
-late commit), ``_json`` (decoding of JSON columns) and ``_lock_rows`` (row locking clause).
+(reserves offsets in the current write transaction, or None for an autoincrement key),
+``_horizon`` (optional SQL restricting a stream to offsets that can no longer be preceded
+by a late commit), ``_json`` (decoding of JSON columns) and ``_lock_rows`` (row locking clause).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class SqlStoreBase:
     def _read(self) -> AbstractContextManager[Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _tx_base(self, cur: Any) -> int | None:
+    def _tx_base(self, cur: Any, stream: str, n: int) -> int | None:
         return None
 
     def _horizon(self, column: str) -> str:
@@ -142,9 +142,8 @@ class SqlStoreBase:
         result = LabelResult()
         if not items:
             return result
-        _check_batch(len(items))
         with self._write() as cur:
-            base = self._tx_base(cur)
+            base = self._tx_base(cur, "labels", len(items))
             for idx, (pred_id, label) in enumerate(items):
                 found = self._select(
                     cur, f"SELECT label FROM predictions WHERE id = ?{self._lock_rows()}",
@@ -480,14 +479,6 @@ class SqlStoreBase:
                 ),
                 (key, codec.dumps(value), time.time()),
             )
-
-
-MAX_BATCH = 1 << 20
-
-
-def _check_batch(n: int) -> None:
-    if n >= MAX_BATCH:
-        raise ValueError(f"at most {MAX_BATCH - 1} rows per transaction, got {n}")
 
 
 def _opt_float(value: Any) -> float | None:

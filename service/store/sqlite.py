@@ -23,7 +23,7 @@ from typing import Any
 from service.store import codec
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
-from service.store.sqlbase import SqlStoreBase, _check_batch
+from service.store.sqlbase import SqlStoreBase
 
 __all__ = ["SQLiteStore"]
 
@@ -161,7 +161,6 @@ class SQLiteStore(SqlStoreBase):
         """Insert ``records`` in one transaction (executemany, one prepared statement)."""
         if not records:
             return
-        _check_batch(len(records))
         dumps = codec.dumps
         rows = [
             (
