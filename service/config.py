@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     retrain_cooldown_seconds: float = Field(
         3600.0, description="One retrain request per model per cooldown."
     )
+    retrain_from_events: bool = Field(
+        True,
+        description="Drift and performance events request retraining directly. Set false to "
+        "let only Alertmanager (POST /alerts/alertmanager) decide, with its silences.",
+    )
     public_url: str = Field(
         "http://localhost:3000", description="Base URL put into webhook payloads."
     )

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from service.api import app
 from service.api_context import bind, build_context
 from service.config import get_settings
+from service.monitor_service import Monitor
 from service.tracing import bentoml_tracing_config
 
 SETTINGS = get_settings()
@@ -27,6 +28,9 @@ SETTINGS = get_settings()
 @bentoml.asgi_app(app, path="/")
 class Gateway:
     """Serves the registered models over HTTP and logs every prediction."""
+
+    if SETTINGS.logging_enabled and SETTINGS.monitoring_enabled:
+        monitor = bentoml.depends(Monitor)
 
     def __init__(self) -> None:
         # One-row predictions gain nothing from BLAS threads; N workers x N threads thrash.

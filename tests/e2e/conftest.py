@@ -14,6 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
+
+from tests.webhooks.webhook_helpers import SECRET, Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).parent / "bentoml"
@@ -84,8 +87,29 @@ def start_gateway_retrying(data_dir: Path, extra_env: dict[str, str] | None = No
     raise AssertionError("unreachable")
 
 
+def write_serving(data_dir: Path, receiver: Receiver) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    serving = {"webhooks": [{"url": receiver.url, "secret": SECRET}]}
+    (data_dir / "driftgate.yaml").write_text(yaml.safe_dump(serving))
+
+
 @pytest.fixture(scope="session")
-def gateway(demo_models, tmp_path_factory) -> Iterator[Server]:
-    server = start_gateway_retrying(tmp_path_factory.mktemp("e2e"))
+def receiver() -> Iterator[Receiver]:
+    """A retraining pipeline's webhook endpoint that verifies every signature."""
+    server = Receiver(SECRET).start()
+    yield server
+    server.stop()
+
+
+FAST_MONITOR = {"DRIFTGATE_CHECKPOINT_EVERY_SECONDS": "1",
+                "DRIFTGATE_WEBHOOK_BACKOFF_SECONDS": "0.5"}
+
+
+@pytest.fixture(scope="session")
+def gateway(demo_models, receiver, tmp_path_factory) -> Iterator[Server]:
+    """The shared gateway: default settings, webhooks to ``receiver`` (the direct path)."""
+    data_dir = tmp_path_factory.mktemp("e2e")
+    write_serving(data_dir, receiver)
+    server = start_gateway_retrying(data_dir, FAST_MONITOR)
     yield server
     stop_gateway(server)

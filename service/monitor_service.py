@@ -1,0 +1,97 @@
+"""The Monitor BentoML service: exactly one worker tailing the log (``bentoml.depends``).
+
+Started by the gateway as a dependency. Its background loop runs :class:`MonitorRunner`
+steps, checkpoints every ``checkpoint_every_seconds``, dispatches retrain webhooks and prunes
+the log when retention is configured. Its metrics reach the gateway's ``/metrics`` through
+BentoML's multiprocess directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import bentoml
+from anyio import to_thread
+
+from monitoring import MonitorConfig
+from service.config import get_settings
+from service.metrics import monitor_metrics
+from service.monitor_runner import MonitorRunner
+from service.retraining import Retraining
+from service.store.factory import open_store
+
+log = logging.getLogger(__name__)
+
+
+@bentoml.service(name="driftgate-monitor", workers=1, metrics={"enabled": True})
+class Monitor:
+    """Consumes the prediction log once, in order, for every model version."""
+
+    def __init__(self) -> None:
+        settings = get_settings()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.store = open_store(settings.resolved_store_url)
+        self.metrics = monitor_metrics()
+        self.retraining = Retraining(self.store, settings, self.metrics)
+        config = MonitorConfig(expected_run_time=settings.expected_run_time, quality_events=False)
+        self.runner = MonitorRunner(
+            self.store, config, self.metrics,
+            retrain=self.retraining.request if settings.retrain_from_events else None,
+            batch=settings.monitor_batch,
+        )
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @bentoml.on_startup
+    async def start(self) -> None:
+        if self.settings.monitoring_enabled:
+            self._tasks.append(asyncio.create_task(self._loop()))
+        self._tasks.append(asyncio.create_task(self.retraining.run(self._stop)))
+
+    async def _loop(self) -> None:
+        last_checkpoint = time.monotonic()
+        last_prune = 0.0
+        while not self._stop.is_set():
+            try:
+                result = await to_thread.run_sync(self.runner.step)
+                now = time.monotonic()
+                if now - last_checkpoint >= self.settings.checkpoint_every_seconds:
+                    await to_thread.run_sync(self.runner.checkpoint)
+                    last_checkpoint = now
+                if self.settings.retention_days and now - last_prune > 3600:
+                    await to_thread.run_sync(self._prune)
+                    last_prune = now
+            except Exception:  # keep monitoring; the next step retries from the same offset
+                log.exception("monitor step failed")
+                result = None
+            if result is None or result.records < self.runner.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.settings.monitor_poll_seconds)
+
+    def _prune(self) -> None:
+        consumed = self.store.min_checkpoint_offset() or 0
+        pruned = self.store.prune(self.settings.retention_days * 86400.0, consumed)
+        log.info("pruned %d log records", pruned)
+
+    @bentoml.api
+    async def status(self) -> dict[str, Any]:
+        """Offsets and lag of the monitor."""
+        records, seconds = await to_thread.run_sync(self.store.lag, self.runner.offset)
+        return {"offset": self.runner.offset, "label_offset": self.runner.label_offset,
+                "lag_records": records, "lag_seconds": seconds,
+                "monitors": [f"{m}:{v}" for m, v in self.runner.monitors]}
+
+    @bentoml.on_shutdown
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+        with contextlib.suppress(Exception):
+            await to_thread.run_sync(self.runner.checkpoint)
+        self.store.close()
