@@ -74,7 +74,7 @@ def start_observability(workdir: Path, gateway_port: int) -> Observability:
             hook["url"] = hook["url"].replace("localhost:3000", f"127.0.0.1:{gateway_port}")
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(am))
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
-    prom["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    prom["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     prom["rule_files"] = [str(ROOT / "monitoring" / "rules" / "driftgate.rules.yml")]
     prom["alerting"] = {"alertmanagers": [{"static_configs": [
         {"targets": [f"127.0.0.1:{am_port}"]}]}]}
