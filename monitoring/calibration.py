@@ -26,6 +26,8 @@ from scipy import stats
 
 __all__ = [
     "per_stream_rate",
+    "share_rate",
+    "stream_rates",
     "bootstrap_standardizers",
     "quadrature_standardizers",
     "cramer_theta",
@@ -49,6 +51,50 @@ def per_stream_rate(expected_run_time: float, n_streams: int) -> float:
         raise ValueError("expected_run_time must be > 1")
     d = max(int(n_streams), 1)
     return float(-math.expm1(math.log1p(-1.0 / expected_run_time) / d))
+
+
+def share_rate(
+    expected_run_time: float, weight: float, total_weight: float, safety: float = 1.0
+) -> float:
+    """False-alarm probability per record of a stream holding ``weight`` of ``total_weight``
+    budget shares.
+
+    ``beta = safety * (1 - (1 - 1/ERT) ** (weight / total_weight))``: the streams' no-alarm
+    probabilities multiply to ``(1 - 1/ERT) ** safety``-ish, i.e. independent streams jointly
+    have an expected run time of at least ``ERT / safety`` records. With equal weights and
+    ``safety = 1`` this is :func:`per_stream_rate`.
+
+    Examples
+    --------
+    >>> round(share_rate(100_000, 1.0, 5.0) * 1e6, 3)
+    2.0
+    >>> round(share_rate(100_000, 0.5, 5.0, safety=0.5) * 1e6, 3)
+    0.5
+    """
+    if expected_run_time <= 1:
+        raise ValueError("expected_run_time must be > 1")
+    if not 0 < safety <= 1:
+        raise ValueError("safety must be in (0, 1]")
+    if total_weight <= 0 or weight < 0:
+        raise ValueError("weights must be positive")
+    return float(-math.expm1(math.log1p(-1.0 / expected_run_time) * weight / total_weight)
+                 * safety)
+
+
+def stream_rates(
+    expected_run_time: float, weights: dict[str, float], safety: float = 1.0
+) -> dict[str, float]:
+    """Per-record false-alarm rate of every stream from its budget share (see
+    :func:`share_rate`); the rates sum to about ``safety / ERT``.
+
+    Examples
+    --------
+    >>> r = stream_rates(100_000, {"a": 1.0, "b": 1.0, "__prediction__": 0.5}, safety=0.8)
+    >>> {k: round(v * 1e6, 2) for k, v in r.items()}
+    {'a': 3.2, 'b': 3.2, '__prediction__': 1.6}
+    """
+    total = sum(weights.values())
+    return {k: share_rate(expected_run_time, w, total, safety) for k, w in weights.items()}
 
 
 def bootstrap_standardizers(

@@ -18,6 +18,25 @@ class MonitorConfig:
     expected_run_time
         Expected number of records before a false drift alarm, across all monitored streams of
         the model (features, prediction, multivariate score).
+    false_alarm_safety
+        Thresholds are calibrated for ``false_alarm_safety / expected_run_time`` false alarms
+        per record in total, not ``1 / expected_run_time``. The calibration is an estimate (tail
+        extrapolation, a finite reference whose tails and moments are uncertain); at 1.0 the
+        measured rate scatters around the target, so half of all measurements would exceed it.
+        0.7 keeps the measured rate clearly below the target (``python -m
+        monitoring.benchmark``) for the price of a few records of detection delay (a factor
+        ``s`` on the budget raises each threshold by ``ln(1/s) / theta``, about 1.4 for the
+        mean charts at ``s = 0.7``).
+    prediction_weight, multivariate_weight
+        Budget shares of a regressor's numeric prediction and of the multivariate score;
+        every feature (and a classifier's predicted class) holds one share. The stream with
+        ``w`` of ``W`` shares gets ``beta = s * (1 - (1 - 1/ERT) ** (w / W))`` false alarms per
+        record (:func:`monitoring.calibration.share_rate`), so the streams together still
+        honour ``expected_run_time``; with equal weights this is the issue's
+        ``1 - (1 - 1/ERT) ** (1/d)``. A regressor's prediction is a function of the features
+        and the multivariate score exists for joint changes with large signals (a broken
+        correlation), so both get less, and the features' mean charts, where small shifts
+        are won or lost, get more.
     numeric_detector
         Default detector for numeric streams: ``"cusum"`` (driftgate's calibrated CUSUM bank,
         fastest), ``"page_hinkley"``, ``"adwin"`` or ``"kswin"`` (river, budget-derived settings).
@@ -29,12 +48,21 @@ class MonitorConfig:
     clip_z
         Standardised values are clipped to ``[-clip_z, clip_z]`` before the CUSUM charts (in
         the calibration too), so one wild value is a data-quality issue, not a drift alarm.
+    variance_clip_z
+        The variance charts use ``min(z**2, variance_clip_z**2)``. Their false-alarm rate is
+        governed by the tail of ``z**2``, which a reference of a few thousand rows pins down
+        poorly beyond about 3 sd: unclipped (at ``clip_z``) they fired about 4 times their
+        budget on Gaussian data; clipped at 3 they are calibrated and still catch a doubled
+        standard deviation within tens of records.
     variance_k, variance_down_k
         Reference values of the variance-up and variance-down charts on ``z**2 - 1``
         (optimal for a doubling and a halving of the standard deviation).
     chart_weights
         Share of a feature's false-alarm budget for (mean up, mean down, variance up,
-        variance down).
+        variance down). The variance charts get little: a doubled standard deviation is a
+        large signal (``z**2`` rises by 3 per record), so a 3x smaller budget costs it about
+        one record, while the mean charts' delay for a 0.5 sd shift falls by ~4.5 records per
+        doubling of their budget.
     multivariate
         Run the Mahalanobis CUSUM on the numeric features (needs two or more).
     multivariate_k
@@ -63,13 +91,17 @@ class MonitorConfig:
     """
 
     expected_run_time: float = 100_000
+    false_alarm_safety: float = 0.6
     numeric_detector: str = "cusum"
     detector_overrides: dict[str, str] = field(default_factory=dict)
     cusum_k: float = 0.25
     clip_z: float = 5.0
+    variance_clip_z: float = 3.0
     variance_k: float = 0.85
     variance_down_k: float = 0.54
-    chart_weights: tuple[float, float, float, float] = (0.4, 0.4, 0.15, 0.05)
+    chart_weights: tuple[float, float, float, float] = (0.47, 0.47, 0.05, 0.01)
+    prediction_weight: float = 0.25
+    multivariate_weight: float = 0.5
     multivariate: bool = True
     multivariate_k: float = 0.5
     category_window: int = 300

@@ -11,7 +11,12 @@ import numpy as np
 import pandas as pd
 
 from monitoring import state as _state
-from monitoring.calibration import calibrate_cusum, per_stream_rate, quadrature_standardizers
+from monitoring.calibration import (
+    calibrate_cusum,
+    quadrature_standardizers,
+    share_rate,
+    stream_rates,
+)
 from monitoring.categorical import CategoricalWindowTest, normalize_category
 from monitoring.config import MonitorConfig
 from monitoring.detectors import CusumBank, RiverDetector
@@ -78,7 +83,7 @@ class ModelMonitor:
     ...                           for i, (a, b) in enumerate(stream)])
     >>> [(e.kind, e.feature, e.record_id) for e in events]
     [('feature_drift', 'b', 'r318'), ('multivariate_drift', '__multivariate__', 'r318'), \
-('prediction_drift', '__prediction__', 'r326')]
+('prediction_drift', '__prediction__', 'r329')]
     >>> restored = ModelMonitor.restore(mon.snapshot())
     >>> restored.status()["records_seen"]
     600
@@ -117,7 +122,20 @@ class ModelMonitor:
         complete = complete[np.isfinite(complete).all(axis=1)] if use_mv else complete
         use_mv = use_mv and complete.shape[0] > len(numeric) + 10
         n_streams = len(self.num_names) + len(categorical) + int(pred_categorical) + int(use_mv)
-        self.rate = per_stream_rate(config.expected_run_time, n_streams)
+        # False-alarm budget: one share per feature (and per classifier prediction), smaller
+        # shares for a regressor's prediction and the multivariate score (see MonitorConfig).
+        weights = {n: 1.0 for n in self.num_names + [s.name for s in categorical]}
+        if pred_numeric:
+            weights[PREDICTION] = config.prediction_weight
+        if pred_categorical:
+            weights[PREDICTION] = 1.0
+        if use_mv:
+            weights[MULTIVARIATE] = config.multivariate_weight
+        self.stream_rates = stream_rates(
+            config.expected_run_time, weights, config.false_alarm_safety)
+        # the rate of a full (weight 1) share, reported by status()
+        self.rate = share_rate(config.expected_run_time, 1.0, sum(weights.values()),
+                               config.false_alarm_safety)
         self.n_streams = n_streams
 
         self.mu = np.zeros(len(self.num_names))
@@ -130,6 +148,7 @@ class ModelMonitor:
         self._river: dict[int, RiverDetector] = {}
         self._num_refs: list[NumericReference] = []
         kv = (config.cusum_k, config.cusum_k, config.variance_k, config.variance_down_k)
+        self._var_clip2 = float(min(config.variance_clip_z, config.clip_z)) ** 2
         for j in range(len(self.num_names)):
             x = ref_num[:, j]
             x = x[np.isfinite(x)]
@@ -139,10 +158,12 @@ class ModelMonitor:
             sd = x.std(ddof=1)
             self.sd[j] = sd if sd > 0 else 1.0
             self._num_refs.append(NumericReference(x))
+            rate_j = self.stream_rates[self.num_names[j]]
             if self.methods[j] == "cusum" or self.methods[j] == "page_hinkley":
                 m, s = quadrature_standardizers(x)
                 z = np.clip((x[None, :] - m[:, None]) / s[:, None], -config.clip_z, config.clip_z)
-                incs = (z - kv[0], -z - kv[1], z * z - 1 - kv[2], 1 - z * z - kv[3])
+                z2 = np.minimum(z * z, self._var_clip2)
+                incs = (z - kv[0], -z - kv[1], z2 - 1 - kv[2], 1 - z2 - kv[3])
                 hs = []
                 n_charts = 4 if self.methods[j] == "cusum" else 2
                 for c in range(n_charts):
@@ -150,26 +171,27 @@ class ModelMonitor:
                         hs.append(math.inf)
                         continue
                     hs.append(calibrate_cusum(
-                        incs[c], config.chart_weights[c] * self.rate
-                        if self.methods[j] == "cusum" else 0.5 * self.rate, rng,
+                        incs[c], config.chart_weights[c] * rate_j
+                        if self.methods[j] == "cusum" else 0.5 * rate_j, rng,
                         config.calibration_streams, config.calibration_steps))
                 if self.methods[j] == "cusum":
                     thresholds.extend(hs)
                     groups.extend([j] * 4)
                 else:
                     self._river[j] = RiverDetector(
-                        "page_hinkley", self.rate, cusum_threshold=max(hs),
+                        "page_hinkley", rate_j, cusum_threshold=max(hs),
                         delta=config.cusum_k, seed=config.seed)
             else:
-                self._river[j] = RiverDetector(self.methods[j], self.rate, seed=config.seed)
+                self._river[j] = RiverDetector(self.methods[j], rate_j, seed=config.seed)
         self._cusum_k = kv
         self.mv: MahalanobisScore | None = None
         if use_mv:
             self.mv = MahalanobisScore(complete)
             inc = self.mv.bootstrap_increments(
                 complete, config.multivariate_k, config.calibration_draws, rng)
-            thresholds.append(calibrate_cusum(inc, self.rate, rng, config.calibration_streams,
-                                              config.calibration_steps))
+            thresholds.append(calibrate_cusum(
+                inc, self.stream_rates[MULTIVARIATE], rng, config.calibration_streams,
+                config.calibration_steps))
             groups.append(len(self.num_names))
         self.bank = CusumBank(np.array(thresholds, dtype=float), np.array(groups, dtype=int))
 
@@ -189,7 +211,7 @@ class ModelMonitor:
                 if name in reference.columns else []
             )
             self.cat_tests.append(CategoricalWindowTest(
-                ref_vals, known, config.category_window, self.rate, rng))
+                ref_vals, known, config.category_window, self.stream_rates[name], rng))
         self._known = {
             s.name: set(self.cat_tests[j].categories) for j, s in enumerate(categorical)
         }
@@ -396,7 +418,7 @@ class ModelMonitor:
         cols = []
         if self._cusum_idx:
             zc = z[:, self._cusum_idx]
-            z2 = zc * zc
+            z2 = np.minimum(zc * zc, getattr(self, "_var_clip2", self.config.clip_z**2))
             k = self._cusum_k
             y = np.empty((n, len(self._cusum_idx), 4))
             y[:, :, 0] = zc - k[0]

@@ -82,3 +82,14 @@ def test_calibration_holds_on_new_samples_of_the_population() -> None:
         total += live.size
     ratio = alarms / total / rate
     assert 0.7 < ratio < 1.35, ratio
+
+
+def test_weighted_shares_compose_to_ert_times_safety() -> None:
+    from monitoring.calibration import stream_rates
+
+    w = {f"x{i}": 1.0 for i in range(5)} | {"__prediction__": 0.25, "__multivariate__": 0.5}
+    r = stream_rates(100_000, w, safety=1.0)
+    assert 1 - np.prod([1 - v for v in r.values()]) == pytest.approx(1e-5, rel=1e-9)
+    r6 = stream_rates(100_000, w, safety=0.6)
+    assert sum(r6.values()) == pytest.approx(0.6e-5, rel=1e-4)
+    assert r6["__prediction__"] == pytest.approx(0.25 * r6["x0"], rel=1e-6)
