@@ -8,7 +8,7 @@ from sklearn.linear_model import Ridge
 from models.demo import diabetes_data
 from models.registry import get_model, register_model
 from service.store.factory import open_store
-from tests.service.conftest import make_client
+from tests.service.gateway_helpers import make_client
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from models.registry import get_model
 from service.api_context import build_context
 from service.config import get_settings
 from service.http import current_trace_id
-from tests.service.conftest import configure
+from tests.service.gateway_helpers import configure
 
 
 def test_span_tree_of_one_prediction_and_trace_id_in_log(tmp_path, demo_models):

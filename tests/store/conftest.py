@@ -3,59 +3,16 @@ throwaway database per test session, a fresh schema per test)."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from service.store import Store, open_store
-
-PG_ADMIN = os.environ.get("DRIFTGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """DSN of a ``driftgate_test_<random>`` database, dropped at the end of the session."""
-    name = f"driftgate_test_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError as exc:  # pragma: no cover - environment
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _pg_schema_url(dsn: str) -> str:
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{dsn}?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    """URL of a fresh, not yet opened store of each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'log.db'}"
-    return _pg_schema_url(request.getfixturevalue("pg_database"))
+from tests.pg_fixtures import pg_database, pg_url, store_url  # noqa: F401
 
 
 @pytest.fixture
-def pg_url(pg_database: str) -> str:
-    """URL of a fresh PostgreSQL schema (for PostgreSQL-only tests)."""
-    return _pg_schema_url(pg_database)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
+def store(store_url: str) -> Iterator[Store]:  # noqa: F811
     s = open_store(store_url)
     try:
         yield s

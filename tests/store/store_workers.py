@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from store_helpers import make_records
-
 from service.store import GroupCommitWriter, open_store
+from tests.store.store_helpers import make_records
 
 
 def append_worker(url: str, worker: int, batches: int, batch_size: int) -> list[str]:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from store_helpers import make_records
-from store_workers import append_worker
 
 from service.store import Store, export_to_file, open_store
+from tests.store.store_helpers import make_records
+from tests.store.store_workers import append_worker
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -15,9 +15,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from store_helpers import make_records
 
 from service.store.postgres import PostgresStore
+from tests.store.store_helpers import make_records
 
 
 class PausingStore(PostgresStore):

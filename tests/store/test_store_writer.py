@@ -7,9 +7,9 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from store_helpers import make_records
 
 from service.store import GroupCommitWriter, PredictionRecord, Store
+from tests.store.store_helpers import make_records
 
 
 class GatedStore:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from webhook_helpers import FakeClock, Receiver
 
 from service.config import Settings
 from service.store import Store, open_store
-from tests.store.conftest import pg_database, pg_url, store_url  # noqa: F401
+from tests.pg_fixtures import pg_database, pg_url, store_url  # noqa: F401
+from tests.webhooks.webhook_helpers import FakeClock, Receiver
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import copy
 from typing import Any
 
 import pytest
-from webhook_helpers import FakeClock, endpoint
 
 from service.alerts import AlertReceiver
 from service.config import Settings
 from service.errors import APIError
 from service.store import Store
 from service.webhooks.outbox import RetrainRequests
+from tests.webhooks.webhook_helpers import FakeClock, endpoint
 
 URL = "http://retrain.test/hook"
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from webhook_helpers import endpoint
-
 from service.config import Settings
 from service.store import Store, open_store
 from service.webhooks.outbox import RetrainRequests, cooldown_key
+from tests.webhooks.webhook_helpers import endpoint
 
 EVIDENCE = {"features": [{"feature": "x", "detector": "cusum", "statistic": 9.0, "threshold": 5.0}]}
 

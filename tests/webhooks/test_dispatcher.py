@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from webhook_helpers import FakeClock, Receiver, endpoint
 
 from service.config import Settings
 from service.store import Store, open_store
@@ -23,6 +22,7 @@ from service.webhooks.dispatcher import (
     retry_dead,
 )
 from service.webhooks.outbox import RetrainRequests
+from tests.webhooks.webhook_helpers import FakeClock, Receiver, endpoint
 
 pytestmark = pytest.mark.anyio
 EVIDENCE = {"features": [{"feature": "x", "detector": "cusum", "statistic": 9.0, "threshold": 5.0}]}

@@ -1,0 +1,52 @@
+"""PostgreSQL fixtures shared by test packages: a throwaway database per session and a
+fresh schema per test. Import the fixtures into a conftest to use them."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+PG_ADMIN = os.environ.get("DRIFTGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """DSN of a ``driftgate_test_<random>`` database, dropped at the end of the session."""
+    name = f"driftgate_test_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    except psycopg.OperationalError as exc:  # pragma: no cover - environment
+        pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_schema_url(dsn: str) -> str:
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{dsn}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """URL of a fresh, not yet opened store of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'log.db'}"
+    return _pg_schema_url(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """URL of a fresh PostgreSQL schema (for PostgreSQL-only tests)."""
+    return _pg_schema_url(pg_database)
