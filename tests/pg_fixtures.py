@@ -31,7 +31,8 @@ def pg_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _pg_schema_url(dsn: str) -> str:
+def pg_schema_url(dsn: str) -> str:
+    """A DSN of a fresh schema (by search_path) in the database of ``dsn``."""
     schema = f"t_{secrets.token_hex(6)}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -43,10 +44,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[
     """URL of a fresh, not yet opened store of each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'log.db'}"
-    return _pg_schema_url(request.getfixturevalue("pg_database"))
+    return pg_schema_url(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture
 def pg_url(pg_database: str) -> str:
     """URL of a fresh PostgreSQL schema (for PostgreSQL-only tests)."""
-    return _pg_schema_url(pg_database)
+    return pg_schema_url(pg_database)
