@@ -140,6 +140,53 @@ def cmd_log_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhooks_list(args: argparse.Namespace) -> int:
+    from service.webhooks.dispatcher import list_deliveries
+
+    items = list_deliveries(_store(), args.status)
+    _print([
+        {"id": i.id, "event_id": i.event_id, "endpoint": i.endpoint, "model": i.model,
+         "status": i.status, "attempts": i.attempts, "last_error": i.last_error,
+         "next_attempt_at": i.next_attempt_at, "delivered_at": i.delivered_at}
+        for i in items
+    ])
+    return 0
+
+
+def cmd_webhooks_retry(args: argparse.Namespace) -> int:
+    from service.webhooks.dispatcher import retry_dead
+
+    count = retry_dead(_store(), args.id or None)
+    print(f"requeued {count} dead-lettered deliveries")
+    return 0
+
+
+def cmd_monitor_replay(args: argparse.Namespace) -> int:
+    """Rerun detection over the logged history of one model with fresh monitors.
+
+    Prints the events as JSON lines; the live monitor's checkpoint is not touched.
+    """
+    from monitoring import MonitorConfig
+    from service.config import get_settings
+    from service.monitor_runner import MonitorRunner
+
+    store = _store()
+    since = parse_time(args.since)
+    config = MonitorConfig(expected_run_time=get_settings().expected_run_time,
+                           quality_events=False)
+    runner = MonitorRunner(store, config, consumer=f"replay-{args.model}", fresh=True,
+                           models={args.model}, since=since)
+    total_records = total_events = 0
+    while (result := runner.step()).records:
+        total_records += result.records
+        for event in result.events:
+            total_events += 1
+            print(json.dumps(event, default=str))
+    print(f"replayed {total_records} records of {args.model}: {total_events} events",
+          file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="driftgate", description=__doc__.split("\n")[0])
     groups = parser.add_subparsers(dest="group", required=True)
@@ -184,6 +231,24 @@ def build_parser() -> argparse.ArgumentParser:
     prune = log.add_parser("prune", help="delete old records the monitor has consumed")
     prune.add_argument("--days", type=float)
     prune.set_defaults(func=cmd_log_prune)
+
+    hooks = groups.add_parser("webhooks", help="retrain webhook deliveries").add_subparsers(
+        dest="command", required=True
+    )
+    listing = hooks.add_parser("list", help="deliveries in the outbox")
+    listing.add_argument("--status", choices=["pending", "delivered", "dead"])
+    listing.set_defaults(func=cmd_webhooks_list)
+    retry = hooks.add_parser("retry", help="requeue dead-lettered deliveries")
+    retry.add_argument("--id", type=int, action="append", help="an outbox id (default: all)")
+    retry.set_defaults(func=cmd_webhooks_retry)
+
+    monitor = groups.add_parser("monitor", help="the drift monitor").add_subparsers(
+        dest="command", required=True
+    )
+    replay = monitor.add_parser("replay", help="rerun detection over logged history")
+    replay.add_argument("--model", required=True)
+    replay.add_argument("--since", help="ISO time or unix seconds")
+    replay.set_defaults(func=cmd_monitor_replay)
     return parser
 
 

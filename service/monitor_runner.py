@@ -64,7 +64,13 @@ class MonitorRunner:
         batch: int = 5_000,
         consumer: str = CONSUMER,
         monitor_factory: Callable[[str, str, MonitorConfig], ModelMonitor] = build_monitor,
+        *,
+        fresh: bool = False,
+        models: set[str] | None = None,
+        since: float | None = None,
     ) -> None:
+        """``fresh`` ignores (and never writes) a checkpoint: for replays. ``models`` limits
+        the runner to those models; ``since`` skips records older than that unix time."""
         self.store = store
         self.config = config
         self.metrics = metrics
@@ -77,7 +83,10 @@ class MonitorRunner:
         self.offset = 0
         self.label_offset = 0
         self.unusable: set[Key] = set()
-        checkpoint = store.load_checkpoint(consumer)
+        self.models = models
+        self.since = since
+        self.fresh = fresh
+        checkpoint = None if fresh else store.load_checkpoint(consumer)
         if checkpoint is not None:
             self.offset = checkpoint.offset
             self.label_offset = checkpoint.label_offset
@@ -105,17 +114,21 @@ class MonitorRunner:
 
     def _step(self) -> StepResult:
         result = StepResult()
-        records = self.store.read_after(self.offset, self.batch)
+        records = self.store.read_after(self.offset, self.batch, self.models)
         if records:
             result.records = len(records)
-            result.events.extend(self._records(records))
             self.offset = records[-1].offset or self.offset
+            if self.since is not None:
+                records = [r for r in records if r.ts >= self.since]
+            result.events.extend(self._records(records))
         labels = self.store.read_labels_after(self.label_offset, self.batch)
         if labels:
+            self.label_offset = labels[-1].label_offset
+            if self.models is not None:
+                labels = [e for e in labels if e.record.model in self.models]
             result.labels = len(labels)
             result.events.extend(self._labels(labels))
-            self.label_offset = labels[-1].label_offset
-        if result.events:
+        if result.events and not self.fresh:
             self.store.append_events(result.events)
             self._hand_on(result.events)
         self.export_metrics()
