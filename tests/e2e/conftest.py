@@ -113,3 +113,25 @@ def gateway(demo_models, receiver, tmp_path_factory) -> Iterator[Server]:
     server = start_gateway_retrying(data_dir, FAST_MONITOR)
     yield server
     stop_gateway(server)
+
+
+@pytest.fixture(scope="session")
+def alerting_gateway(demo_models, receiver, tmp_path_factory) -> Iterator[Server]:
+    """A gateway where only Alertmanager requests retraining (no direct path)."""
+    data_dir = tmp_path_factory.mktemp("alerting")
+    write_serving(data_dir, receiver)
+    server = start_gateway_retrying(
+        data_dir, {**FAST_MONITOR, "DRIFTGATE_RETRAIN_FROM_EVENTS": "false"}
+    )
+    yield server
+    stop_gateway(server)
+
+
+@pytest.fixture(scope="session")
+def observability(alerting_gateway, tmp_path_factory):
+    """Real Prometheus (shipped rules) and Alertmanager watching ``alerting_gateway``."""
+    from tests.e2e.observability import start_observability
+
+    obs = start_observability(tmp_path_factory.mktemp("prom"), alerting_gateway.port)
+    yield obs
+    obs.stop()

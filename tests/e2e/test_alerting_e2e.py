@@ -3,41 +3,10 @@ Alertmanager with the shipped routing, and a retraining receiver verifying signa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from tests.e2e.conftest import (
-    FAST_MONITOR,
-    Server,
-    start_gateway_retrying,
-    stop_gateway,
-    write_serving,
-)
-from tests.e2e.observability import Observability, start_observability
 from tests.e2e.traffic import reference_rows, send, shifted, wait_for
 
 MODEL, FEATURE = "diabetes", "bmi"
 DRIFT_ALERT = 'ALERTS{alertname="DriftgateFeatureDriftActive",alertstate="firing"}'
-
-
-@pytest.fixture(scope="module")
-def alerting_gateway(demo_models, receiver, tmp_path_factory) -> Iterator[Server]:
-    """A gateway where only Alertmanager requests retraining (no direct path)."""
-    data_dir = tmp_path_factory.mktemp("alerting")
-    write_serving(data_dir, receiver)
-    server = start_gateway_retrying(
-        data_dir, {**FAST_MONITOR, "DRIFTGATE_RETRAIN_FROM_EVENTS": "false"}
-    )
-    yield server
-    stop_gateway(server)
-
-
-@pytest.fixture(scope="module")
-def observability(alerting_gateway, tmp_path_factory) -> Iterator[Observability]:
-    obs = start_observability(tmp_path_factory.mktemp("prom"), alerting_gateway.port)
-    yield obs
-    obs.stop()
 
 
 def test_drift_alert_fires_in_prometheus_and_becomes_signed_retrain_request(
@@ -51,7 +20,8 @@ def test_drift_alert_fires_in_prometheus_and_becomes_signed_retrain_request(
     wait_for(lambda: observability.query(
         'driftgate_monitor_lag_records == 0'), timeout=30)
     assert not observability.query(f'driftgate_drift_active{{model="{MODEL}"}} == 1')
-    assert not observability.query('ALERTS{alertname="DriftgateFeatureDriftActive"}')
+    assert not observability.query(
+        f'ALERTS{{alertname="DriftgateFeatureDriftActive",model="{MODEL}"}}')
 
     send(url, MODEL, shifted(reference_rows(MODEL, 200, seed=22), MODEL, FEATURE, 2.0))
     firing = wait_for(lambda: observability.query(DRIFT_ALERT), timeout=60)

@@ -50,11 +50,12 @@ def metric_value(url: str, name: str, labels: dict[str, str]) -> float | None:
     return None
 
 
-def wait_for(condition: Callable[[], object], timeout: float, interval: float = 0.25) -> object:
+def wait_for(condition: Callable[[], object], timeout: float, interval: float = 0.25,
+             what: str = "") -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+    raise AssertionError(f"{what or 'condition'} not met within {timeout}s")
