@@ -9,7 +9,7 @@ import httpx
 
 from grafana.build import all_queries
 from models.registry import get_model
-from tests.e2e.traffic import reference_rows, send, shifted, wait_for
+from tests.e2e.traffic import send, shifted, wait_for
 
 MODEL, FEATURE = "breast-cancer", "mean_area"
 
