@@ -38,15 +38,15 @@ class Server:
 
 
 def start_gateway(data_dir: Path, port: int, extra_env: dict[str, str] | None = None,
-                  timeout: float = 120.0) -> Server:
+                  timeout: float = 120.0, target: str = "service.gateway:Gateway",
+                  cwd: Path = ROOT) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DRIFTGATE_DATA_DIR": str(data_dir),
            "DRIFTGATE_CONFIG_FILE": str(data_dir / "driftgate.yaml"), **(extra_env or {})}
     log = data_dir / f"bentoml-{port}.log"
     process = subprocess.Popen(
-        [str(BENTOML), "serve", "service.gateway:Gateway", "--port", str(port),
-         "--host", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        [str(BENTOML), "serve", target, "--port", str(port), "--host", "127.0.0.1"],
+        cwd=cwd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
