@@ -101,13 +101,23 @@ class GatewayCore:
             span.set_attribute("driftgate.model", model.name)
             span.set_attribute("driftgate.version", model.version)
             span.set_attribute("driftgate.rows", len(batch.rows))
-            result, records = self._run(route, batch, request_id, trace_id, started)
+            try:
+                result, records = self._run(route, batch, request_id, trace_id, started)
+            except Exception as exc:  # the model itself failed on valid input
+                error = APIError(500, "model_error", f"the model failed: {exc!r}")
+                self.count_error(error, name)
+                raise error from exc
         if route.shadow is not None:
             with self.tracer.start_as_current_span("driftgate.shadow") as span:
                 span.set_attribute("driftgate.version", route.shadow.version)
                 records.extend(self._shadow(route.shadow, batch, records, request_id, trace_id))
         with self.tracer.start_as_current_span("driftgate.log"):
-            await self.sink.submit(records)
+            try:
+                await self.sink.submit(records)
+            except Exception as exc:  # not logged means not served: the client may retry
+                error = APIError(503, "log_unavailable", f"the prediction log failed: {exc!r}")
+                self.count_error(error, name)
+                raise error from exc
         self.metrics.latency.labels(model.name, model.version).observe(
             time.perf_counter() - started
         )

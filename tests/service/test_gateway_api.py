@@ -171,3 +171,35 @@ def test_openapi_describes_every_endpoint(client):
         assert path in paths, path
     schema = paths["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "inputs" in schema["properties"]
+
+
+def test_failing_model_and_failing_log_answer_json_and_are_counted(client):
+    from service.api_context import context
+
+    core = context().core
+    model = core.router.route("diabetes").model
+    row = rows("diabetes", 1)
+
+    class Broken:
+        def predict(self, _):
+            raise RuntimeError("boom")
+
+    class FailingSink:
+        async def submit(self, records):
+            raise OSError("disk full")
+
+    estimator, model.estimator = model.estimator, Broken()
+    try:
+        before = _error_count(client, "diabetes", "model_error")
+        error = _error(client.post("/predict", json={"model": "diabetes", "inputs": row}),
+                       500, "model_error")
+        assert "boom" in error["message"]
+        assert _error_count(client, "diabetes", "model_error") == before + 1
+    finally:
+        model.estimator = estimator
+    sink, core.sink = core.sink, FailingSink()
+    try:
+        _error(client.post("/predict", json={"model": "diabetes", "inputs": row}),
+               503, "log_unavailable")
+    finally:
+        core.sink = sink
