@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as cb
-from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import heatmap, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import heatmap, stat, statetimeline
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import heatmap as hm
@@ -15,16 +14,18 @@ from .common import (
     MODEL_FEATURE,
     RATE,
     Q,
-    base_dashboard,
-    datasource_variable,
+    dashboard,
     feature_variable,
-    last_value,
-    model_variable,
-    multi_tooltip,
-    number_panels,
+    quantile_queries,
+    red_from,
+    row,
     setup,
-    table_legend,
+    share_axis,
+    stacked_bars,
+    stat_panel,
+    table_panel,
     thresholds,
+    timeseries_panel,
 )
 
 TITLE = "driftgate / Drift"
@@ -51,292 +52,221 @@ DRIFT_MAPPING = dm.ValueMap(
 
 
 def _flag(title: str, feature: str, description: str) -> stat.Panel:
+    """ok / DRIFT stat of one special detector (prediction or multivariate)."""
     return (
-        setup(
-            stat.Panel().reduce_options(last_value()),
+        stat_panel(
             title,
             description,
             [Q(f'max({ACTIVE}{{{MODEL},feature="{feature}"}})')],
-            w=6,
-            h=4,
+            sparkline=False,
+            background=True,
+            levels=red_from(1),
         )
         .mappings([DRIFT_MAPPING])
-        .color_mode(cm.BigValueColorMode.BACKGROUND)
-        .graph_mode(cm.BigValueGraphMode.NONE)
-        .thresholds(thresholds((None, "green"), (1, "red")))
         .no_value("no detector")
     )
 
 
 def build() -> dm.Dashboard:
-    state: list[stat.Panel | statetimeline.Panel | timeseries.Panel | table.Panel] = [
-        setup(
-            stat.Panel().reduce_options(last_value()),
-            DRIFTING_NOW,
-            "Number of (model, feature) detectors whose drift flag is set now, over the "
-            "selected models and features, including the prediction and multivariate "
-            "detectors. Above zero: find the features in 'Currently drifting' below, check "
-            "'Data-quality issues' first (a broken upstream field looks like drift), then "
-            "decide whether to retrain (a retrain webhook has already been sent unless the "
-            "model is in its cooldown; see Operations).",
-            [Q(f"sum({ACTIVE}{{{MODEL_FEATURE}}})")],
-            w=6,
-            h=4,
-        )
-        .color_mode(cm.BigValueColorMode.BACKGROUND)
-        .graph_mode(cm.BigValueGraphMode.AREA)
-        .thresholds(thresholds((None, "green"), (1, "red"))),
-        _flag(
-            "Prediction drift",
-            "__prediction__",
-            'DRIFT when the distribution of the model\'s outputs (feature="__prediction__") '
-            "moved away from the reference predictions for any selected model. Prediction "
-            "drift without feature drift often means a small shift in an important feature "
-            "or a change in the class mix: check 'Prediction distribution' and the model "
-            "quality dashboard before retraining.",
-        ),
-        _flag(
-            "Multivariate drift",
-            "__multivariate__",
-            'DRIFT when the joint (multivariate) detector (feature="__multivariate__") sees '
-            "the features move together even if no single feature crossed its threshold: a "
-            "change in correlations. Compare with the per-feature scores; if none stands out, "
-            "look at the upstream data pipeline for a join or population change.",
-        ),
-        setup(
-            stat.Panel().reduce_options(
-                cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+    return dashboard(
+        TITLE,
+        UID,
+        "Online drift monitoring: per-feature drift scores and flags, drift events, "
+        "data-quality issues and the distribution of predictions.",
+        [
+            stat_panel(
+                DRIFTING_NOW,
+                "Number of (model, feature) detectors whose drift flag is set now, over the "
+                "selected models and features, including the prediction and multivariate "
+                "detectors. Above zero: find the features in 'Currently drifting' below, check "
+                "'Data-quality issues' first (a broken upstream field looks like drift), then "
+                "decide whether to retrain (a retrain webhook has already been sent unless the "
+                "model is in its cooldown; see Operations).",
+                [Q(f"sum({ACTIVE}{{{MODEL_FEATURE}}})")],
+                background=True,
+                sparkline=True,
+                levels=red_from(1),
             ),
-            "Drift events in range",
-            "Drift events (all kinds) raised by the monitor over the dashboard time range for "
-            "the selected models and features. Each event is also in GET "
-            "/monitoring/events with the prediction id at which it fired: use that id to "
-            "pull the window of logged predictions for analysis.",
-            [Q(f"sum(increase({EVENTS}{{{MODEL_FEATURE}}}[$__range]))", instant=True)],
-            w=6,
-            h=4,
-        )
-        .decimals(0)
-        .graph_mode(cm.BigValueGraphMode.NONE)
-        .thresholds(thresholds((None, "green"), (1, "orange"))),
-        setup(
-            statetimeline.Panel(),
-            STATE,
-            "When each feature's drift flag (driftgate_drift_active) was set, per model. "
-            "Red bands are drift episodes. One feature flapping on and off suggests a "
-            "threshold too tight for that feature; many features turning red at once "
-            "suggests an upstream data change (new source, unit change, outage) rather "
-            "than gradual concept drift.",
-            [Q(f"max by (model, feature) ({ACTIVE}{{{MODEL_FEATURE}}})", "{{model}} {{feature}}")],
-            w=24,
-            h=9,
-        )
-        .mappings([DRIFT_MAPPING])
-        .thresholds(thresholds((None, "green"), (1, "red")))
-        .show_value(cm.VisibilityMode.NEVER)
-        .merge_values(True)
-        .row_height(0.8),
-        setup(
-            timeseries.Panel(),
-            SCORES,
-            "Drift statistic per model, feature and method (the detector's test statistic or "
-            "score against the reference sample, calibrated on the reference data). The "
-            "level that matters is the detector's threshold; look for features whose score "
-            "climbs steadily. Compare with 'Data-quality issues': a spike in nulls or "
-            "out-of-range values shows up here too.",
-            [
-                Q(
-                    f"max by (model, feature, method) ({SCORE}{{{MODEL_FEATURE}}})",
-                    "{{model}} {{feature}} ({{method}})",
-                )
-            ],
-            w=16,
-            h=9,
-        )
-        .legend(table_legend())
-        .tooltip(multi_tooltip()),
-        setup(
-            table.Panel(),
-            "Currently drifting features",
-            "Features whose drift flag is set now, with their current drift score and "
-            "method, highest score first. Start the investigation here: compare the live "
-            "distribution of the top features with the reference data in the model card "
-            "(GET /monitoring/status?model=...).",
-            [
-                Q(
-                    f"max by (model, feature, method) ({SCORE}{{{MODEL_FEATURE}}}) and on "
-                    f"(model, feature) ({ACTIVE}{{{MODEL_FEATURE}}} == 1)",
-                    instant=True,
-                    fmt=pm.PromQueryFormat.TABLE,
-                )
-            ],
-            w=8,
-            h=9,
-        )
-        .sort_by([cb.TableSortByFieldState().display_name("Value").desc(True)])
-        .with_transformation(
-            dm.DataTransformerConfig(
-                id_val="organize",
-                options={"excludeByName": {"Time": True}, "renameByName": {"Value": "score"}},
+            _flag(
+                "Prediction drift",
+                "__prediction__",
+                'DRIFT when the distribution of the model\'s outputs (feature="__prediction__") '
+                "moved away from the reference predictions for any selected model. Prediction "
+                "drift without feature drift often means a small shift in an important feature "
+                "or a change in the class mix: check 'Prediction distribution' and the model "
+                "quality dashboard before retraining.",
+            ),
+            _flag(
+                "Multivariate drift",
+                "__multivariate__",
+                'DRIFT when the joint (multivariate) detector (feature="__multivariate__") sees '
+                "the features move together even if no single feature crossed its threshold: a "
+                "change in correlations. Compare with the per-feature scores; if none stands "
+                "out, look at the upstream data pipeline for a join or population change.",
+            ),
+            stat_panel(
+                "Drift events in range",
+                "Drift events (all kinds) raised by the monitor over the dashboard time range "
+                "for the selected models and features. Each event is also in GET "
+                "/monitoring/events with the prediction id at which it fired: use that id to "
+                "pull the window of logged predictions for analysis.",
+                [Q(f"sum(increase({EVENTS}{{{MODEL_FEATURE}}}[$__range]))", instant=True)],
+                decimals=0,
+                sparkline=False,
+                levels=thresholds((None, "green"), (1, "orange")),
+            ),
+            setup(
+                statetimeline.Panel(),
+                STATE,
+                "When each feature's drift flag (driftgate_drift_active) was set, per model. "
+                "Red bands are drift episodes. One feature flapping on and off suggests a "
+                "threshold too tight for that feature; many features turning red at once "
+                "suggests an upstream data change (new source, unit change, outage) rather "
+                "than gradual concept drift.",
+                [
+                    Q(
+                        f"max by (model, feature) ({ACTIVE}{{{MODEL_FEATURE}}})",
+                        "{{model}} {{feature}}",
+                    )
+                ],
+                w=24,
+                h=9,
             )
-        ),
-        setup(
-            timeseries.Panel(),
-            "Drift events",
-            "Drift events raised per interval, by model, feature and kind. Each event starts "
-            "a retraining webhook for the model (one per cooldown). A burst of events on many "
-            "features within minutes is a data incident, not a model problem: pause "
-            "retraining and fix the input data first.",
-            [
-                Q(
-                    f"sum by (model, feature, kind) (increase({EVENTS}{{{MODEL_FEATURE}}}"
-                    "[$__interval]))",
-                    "{{model}} {{feature}} {{kind}}",
+            .mappings([DRIFT_MAPPING])
+            .thresholds(red_from(1))
+            .show_value(cm.VisibilityMode.NEVER)
+            .merge_values(True)
+            .row_height(0.8),
+            timeseries_panel(
+                SCORES,
+                "Drift statistic per model, feature and method (the detector's test statistic "
+                "or score against the reference sample, calibrated on the reference data). The "
+                "level that matters is the detector's threshold; look for features whose score "
+                "climbs steadily. Compare with 'Data-quality issues': a spike in nulls or "
+                "out-of-range values shows up here too.",
+                [
+                    Q(
+                        f"max by (model, feature, method) ({SCORE}{{{MODEL_FEATURE}}})",
+                        "{{model}} {{feature}} ({{method}})",
+                    )
+                ],
+                w=16,
+                h=9,
+            ),
+            table_panel(
+                "Currently drifting features",
+                "Features whose drift flag is set now, with their current drift score and "
+                "method, highest score first. Start the investigation here: compare the live "
+                "distribution of the top features with the reference data in the model card "
+                "(GET /monitoring/status?model=...).",
+                f"max by (model, feature, method) ({SCORE}{{{MODEL_FEATURE}}}) and on "
+                f"(model, feature) ({ACTIVE}{{{MODEL_FEATURE}}} == 1)",
+                value_name="score",
+                w=8,
+                h=9,
+            ).sort_by([cb.TableSortByFieldState().display_name("Value").desc(True)]),
+            stacked_bars(
+                timeseries_panel(
+                    "Drift events",
+                    "Drift events raised per interval, by model, feature and kind. Each event "
+                    "starts a retraining webhook for the model (one per cooldown). A burst of "
+                    "events on many features within minutes is a data incident, not a model "
+                    "problem: pause retraining and fix the input data first.",
+                    [
+                        Q(
+                            f"sum by (model, feature, kind) (increase({EVENTS}{{{MODEL_FEATURE}}}"
+                            "[$__interval]))",
+                            "{{model}} {{feature}} {{kind}}",
+                        )
+                    ],
+                    w=24,
                 )
-            ],
-            w=24,
-        )
-        .draw_style(cm.GraphDrawStyle.BARS)
-        .fill_opacity(80)
-        .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
-        .decimals(0)
-        .interval("1m")
-        .legend(table_legend())
-        .tooltip(multi_tooltip()),
-    ]
-
-    quality: list[timeseries.Panel | table.Panel] = [
-        setup(
-            timeseries.Panel(),
-            "Data-quality issues per second",
-            "Rows per second with a data-quality issue (null, out of range, unknown "
-            "category, type coercion...) by model, feature and issue. Anything steady above "
-            "zero is an upstream bug or a model card that no longer fits: find the producing "
-            "client or pipeline; if the new values are legitimate, update the model card and "
-            "reference data.",
-            [
-                Q(
-                    f"sum by (model, feature, issue) (rate({DQ}{{{MODEL_FEATURE}}}[{RATE}]))",
-                    "{{model}} {{feature}} {{issue}}",
-                )
-            ],
-            w=16,
-        )
-        .unit("reqps")
-        .legend(table_legend())
-        .tooltip(multi_tooltip()),
-        setup(
-            table.Panel(),
-            "Data-quality issues in range",
-            "Number of data-quality issues per model, feature and issue over the dashboard "
-            "time range, largest first: the list to work through.",
-            [
-                Q(
-                    f"sort_desc(sum by (model, feature, issue) "
-                    f"(increase({DQ}{{{MODEL_FEATURE}}}[$__range])) > 0)",
-                    instant=True,
-                    fmt=pm.PromQueryFormat.TABLE,
-                )
-            ],
-            w=8,
-        )
-        .decimals(0)
-        .with_transformation(
-            dm.DataTransformerConfig(
-                id_val="organize",
-                options={"excludeByName": {"Time": True}, "renameByName": {"Value": "issues"}},
+            ).interval("1m"),
+            row("Data quality"),
+            timeseries_panel(
+                "Data-quality issues per second",
+                "Rows per second with a data-quality issue (null, out of range, unknown "
+                "category, type coercion...) by model, feature and issue. Anything steady above "
+                "zero is an upstream bug or a model card that no longer fits: find the "
+                "producing client or pipeline; if the new values are legitimate, update the "
+                "model card and reference data.",
+                [
+                    Q(
+                        f"sum by (model, feature, issue) (rate({DQ}{{{MODEL_FEATURE}}}[{RATE}]))",
+                        "{{model}} {{feature}} {{issue}}",
+                    )
+                ],
+                unit="reqps",
+                w=16,
+            ),
+            table_panel(
+                "Data-quality issues in range",
+                "Number of data-quality issues per model, feature and issue over the dashboard "
+                "time range, largest first: the list to work through.",
+                f"sort_desc(sum by (model, feature, issue) "
+                f"(increase({DQ}{{{MODEL_FEATURE}}}[$__range])) > 0)",
+                value_name="issues",
+                w=8,
+            ).decimals(0),
+            row("Prediction distribution"),
+            setup(
+                heatmap.Panel(),
+                "Regression output distribution",
+                "Histogram of regression outputs (driftgate_prediction_value) per interval, "
+                "over the selected models (select one model for a readable picture). A band "
+                "that moves up or down, widens or splits is prediction drift; if the inputs did "
+                "not drift, the model or its preprocessing changed (check the version on the "
+                "Overview).",
+                [
+                    Q(
+                        f"sum by (le) (increase({PVALUE}{{{MODEL}}}[$__interval]))",
+                        "{{le}}",
+                        fmt=pm.PromQueryFormat.HEATMAP,
+                    )
+                ],
+                w=8,
             )
-        ),
-    ]
-
-    predictions: list[heatmap.Panel | timeseries.Panel] = [
-        setup(
-            heatmap.Panel(),
-            "Regression output distribution",
-            "Histogram of regression outputs (driftgate_prediction_value) per interval, over "
-            "the selected models (select one model for a readable picture). A band that moves "
-            "up or down, widens or splits is prediction drift; if the inputs did not drift, "
-            "the model or its preprocessing changed (check the version on the Overview).",
-            [
-                Q(
-                    f"sum by (le) (increase({PVALUE}{{{MODEL}}}[$__interval]))",
-                    "{{le}}",
-                    fmt=pm.PromQueryFormat.HEATMAP,
+            .interval("1m")
+            .calculate(False)
+            .color(
+                heatmap.HeatmapColorOptions()
+                .mode(hm.HeatmapColorMode.SCHEME)
+                .scheme("Oranges")
+                .steps(64)
+                .scale(hm.HeatmapColorScale.EXPONENTIAL)
+                .exponent(0.5)
+            )
+            .y_axis(heatmap.YAxisConfig().unit("short")),
+            timeseries_panel(
+                "Regression output quantiles",
+                "p10, p50 and p90 of the regression outputs per model. Compare the band with "
+                "the training predictions in the model card: a shifted median is a biased model "
+                "or shifted inputs; a widening band means more uncertain or unusual inputs.",
+                quantile_queries(
+                    PVALUE, (0.1, 0.5, 0.9), by="le, model", selector=MODEL, legend="{{model}}"
+                ),
+                w=8,
+            ),
+            share_axis(
+                timeseries_panel(
+                    "Predicted class share",
+                    "Share of predictions per class for classification models. A class whose "
+                    "share moves far from its share in the training data is prediction drift "
+                    "(label shift or a broken feature); a model that predicts a single class "
+                    "for everything is usually fed constant or null inputs: check data quality.",
+                    [
+                        Q(
+                            f"sum by (model, class) (rate({PCLASS}{{{MODEL}}}[{RATE}])) / "
+                            f"ignoring (class) group_left sum by (model) "
+                            f"(rate({PCLASS}{{{MODEL}}}[{RATE}]))",
+                            "{{model}} {{class}}",
+                        )
+                    ],
+                    w=8,
                 )
-            ],
-            w=8,
-        )
-        .interval("1m")
-        .calculate(False)
-        .color(
-            heatmap.HeatmapColorOptions()
-            .mode(hm.HeatmapColorMode.SCHEME)
-            .scheme("Oranges")
-            .steps(64)
-            .scale(hm.HeatmapColorScale.EXPONENTIAL)
-            .exponent(0.5)
-        )
-        .y_axis(heatmap.YAxisConfig().unit("short")),
-        setup(
-            timeseries.Panel(),
-            "Regression output quantiles",
-            "p10, p50 and p90 of the regression outputs per model. Compare the band with the "
-            "training predictions in the model card: a shifted median is a biased model or "
-            "shifted inputs; a widening band means more uncertain or unusual inputs.",
-            [
-                Q(
-                    f"histogram_quantile({q}, sum by (le, model) "
-                    f"(rate({PVALUE}{{{MODEL}}}[{RATE}])))",
-                    f"p{int(q * 100)} {{{{model}}}}",
-                )
-                for q in (0.1, 0.5, 0.9)
-            ],
-            w=8,
-        )
-        .legend(table_legend())
-        .tooltip(multi_tooltip()),
-        setup(
-            timeseries.Panel(),
-            "Predicted class share",
-            "Share of predictions per class for classification models. A class whose share "
-            "moves far from its share in the training data is prediction drift (label shift "
-            "or a broken feature); a model that predicts a single class for everything is "
-            "usually fed constant or null inputs: check data quality.",
-            [
-                Q(
-                    f"sum by (model, class) (rate({PCLASS}{{{MODEL}}}[{RATE}])) / ignoring "
-                    f"(class) group_left sum by (model) (rate({PCLASS}{{{MODEL}}}[{RATE}]))",
-                    "{{model}} {{class}}",
-                )
-            ],
-            w=8,
-        )
-        .unit("percentunit")
-        .min(0)
-        .max(1)
-        .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
-        .fill_opacity(40)
-        .legend(table_legend())
-        .tooltip(multi_tooltip()),
-    ]
-
-    dash = (
-        base_dashboard(
-            TITLE,
-            UID,
-            "Online drift monitoring: per-feature drift scores and flags, drift events, "
-            "data-quality issues and the distribution of predictions.",
-        )
-        .with_variable(datasource_variable())
-        .with_variable(model_variable())
-        .with_variable(feature_variable())
+            )
+            .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
+            .fill_opacity(40),
+        ],
+        variables=[feature_variable()],
     )
-    for p in state:
-        dash = dash.with_panel(p)
-    dash = dash.with_row(db.Row("Data quality"))
-    for p2 in quality:
-        dash = dash.with_panel(p2)
-    dash = dash.with_row(db.Row("Prediction distribution"))
-    for p3 in predictions:
-        dash = dash.with_panel(p3)
-    return number_panels(dash.build())
