@@ -7,6 +7,7 @@ runs the shadow, hands every record to the sink (the prediction log) and counts 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any, Protocol
 
 from opentelemetry import trace
@@ -15,7 +16,7 @@ from service.errors import APIError
 from service.metrics import UNKNOWN_MODEL, GatewayMetrics
 from service.routing import SHADOW, Route, Router
 from service.runtime import LoadedModel, Prediction
-from service.store.records import PredictionRecord, new_prediction_id
+from service.store.records import PredictionRecord, new_prediction_ids
 from service.validation import ValidatedBatch
 
 
@@ -148,11 +149,12 @@ class GatewayCore:
         if arm == SHADOW:
             return
         if model.card.task == "classification":
-            for value in values:
-                m.predicted_class.labels(model.name, str(value)).inc()
+            for value, count in Counter(values).items():
+                m.predicted_class.labels(model.name, str(value)).inc(count)
         else:
+            histogram = m.prediction_value.labels(model.name)
             for value in values:
-                m.prediction_value.labels(model.name).observe(value)
+                histogram.observe(value)
 
     def _shadow(
         self, shadow: LoadedModel, batch: ValidatedBatch, primary: list[PredictionRecord],
@@ -176,10 +178,11 @@ def _records(
 ) -> list[PredictionRecord]:
     now = time.time()
     probabilities = prediction.probabilities
+    ids = new_prediction_ids(len(batch.rows))
     return [
         PredictionRecord(
             model=model.name, version=model.version, features=row, prediction=value,
-            id=new_prediction_id(), ts=now, arm=arm,
+            id=ids[i], ts=now, arm=arm,
             probabilities=probabilities[i] if probabilities is not None else None,
             latency_ms=latency_ms, request_id=request_id, trace_id=trace_id,
         )

@@ -28,12 +28,15 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_default).encode
+
+
 def dumps(obj: Any) -> str | None:
     """Compact JSON text, or None for None (stored as SQL NULL)."""
     if obj is None:
         return None
     try:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_default)
+        return _encode(obj)
     except ValueError:  # NaN or infinity somewhere
         return json.dumps(
             _finite(json.loads(json.dumps(obj, default=_default))), separators=(",", ":")

