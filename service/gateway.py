@@ -10,6 +10,7 @@ import bentoml
 from threadpoolctl import threadpool_limits
 
 from service.api import app
+from service.fast_routes import app as fast_app
 from service.api_context import bind, build_context
 from service.config import get_settings
 from service.monitor_service import Monitor
@@ -26,6 +27,7 @@ SETTINGS = get_settings()
     tracing=bentoml_tracing_config(),
 )
 @bentoml.asgi_app(app, path="/")
+@bentoml.asgi_app(fast_app, path="/")
 class Gateway:
     """Serves the registered models over HTTP and logs every prediction."""
 
