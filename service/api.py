@@ -18,6 +18,7 @@ from service.api_context import context, require_store
 from service.errors import APIError, not_found
 from service.feedback import FeedbackRequest, apply_feedback
 from service.http import (
+    FastJSONResponse,
     current_trace_id,
     install_error_handlers,
     parse_as,
@@ -92,7 +93,7 @@ async def predict(request: Request) -> JSONResponse:
     result = await ctx.core.predict(
         body["model"], version, body.get("inputs"), request_id(request), current_trace_id()
     )
-    return JSONResponse(result.as_json())
+    return FastJSONResponse(result.as_json())
 
 
 @app.post("/feedback", responses=ERRORS, summary="Send ground-truth labels for predictions")

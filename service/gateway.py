@@ -10,9 +10,9 @@ import bentoml
 from threadpoolctl import threadpool_limits
 
 from service.api import app
-from service.fast_routes import app as fast_app
 from service.api_context import bind, build_context
 from service.config import get_settings
+from service.fast_routes import app as fast_app
 from service.monitor_service import Monitor
 from service.tracing import bentoml_tracing_config
 

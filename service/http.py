@@ -6,6 +6,7 @@ import json
 import uuid
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,7 +31,15 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 async def read_json(request: Request, max_bytes: int) -> Any:
     """The request's JSON body; 413 when larger than ``max_bytes``, 400 when malformed."""
-    raw = await read_body(request, max_bytes)
+    return parse_json(await read_body(request, max_bytes))
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a JSON body; 400 ``malformed_json`` if it is not JSON."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # maybe NaN/Infinity literals (Python's json writes them): validation decides
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -59,6 +68,13 @@ def request_id(request: Request) -> str:
 def current_trace_id() -> str | None:
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
+
+
+class FastJSONResponse(JSONResponse):
+    """JSONResponse rendered by orjson (non-finite floats become null)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def error_response(error: APIError) -> JSONResponse:

@@ -9,7 +9,6 @@ extension (``Inference-Header-Content-Length``). Outputs: ``predict``, ``predict
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from service import api_context
 from service.errors import APIError, bad_request, invalid
-from service.http import current_trace_id, read_body, request_id
+from service.http import FastJSONResponse, current_trace_id, parse_json, read_body, request_id
 from service.runtime import LoadedModel
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
@@ -142,7 +141,7 @@ async def _infer(name: str, version: str | None, request: Request) -> Response:
     }
     if isinstance(body.get("id"), str):
         response["id"] = body["id"]
-    return JSONResponse(response)
+    return FastJSONResponse(response)
 
 
 async def _read_infer_body(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -153,10 +152,7 @@ async def _read_infer_body(request: Request, max_bytes: int) -> dict[str, Any]:
         if not header_length.isdigit() or int(header_length) > len(raw):
             raise bad_request("malformed_body", "bad Inference-Header-Content-Length")
         raw, binary = raw[: int(header_length)], raw[int(header_length):]
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request("malformed_json", f"the request body is not valid JSON: {exc}") from None
+    body = parse_json(raw)
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise invalid("invalid_body", "expected {'inputs': [tensor, ...]}")
     if binary:

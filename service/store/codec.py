@@ -3,9 +3,9 @@ floats become null (jsonb and strict JSON readers reject NaN)."""
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
+
+import orjson
 
 __all__ = ["dumps", "loads"]
 
@@ -18,31 +18,17 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_default).encode
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def dumps(obj: Any) -> str | None:
-    """Compact JSON text, or None for None (stored as SQL NULL)."""
+    """Compact JSON text, or None for None (stored as SQL NULL). orjson writes NaN and
+    infinities as null."""
     if obj is None:
         return None
-    try:
-        return _encode(obj)
-    except ValueError:  # NaN or infinity somewhere
-        return json.dumps(
-            _finite(json.loads(json.dumps(obj, default=_default))), separators=(",", ":")
-        )
+    return orjson.dumps(obj, default=_default, option=_OPTIONS).decode()
 
 
 def loads(text: str | bytes | None) -> Any:
     """Inverse of :func:`dumps` (None stays None)."""
-    return None if text is None else json.loads(text)
+    return None if text is None else orjson.loads(text)
