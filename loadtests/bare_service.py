@@ -20,8 +20,11 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from models.registry import get_model
+from service.tail_latency import cancel_request_timers, freeze_startup_objects
 
 MODEL = os.environ.get("BARE_MODEL", "diabetes")
+TAIL_FIX = os.environ.get("BARE_TAIL_LATENCY_FIX", "false").lower() == "true"
+cancel_request_timers(TAIL_FIX)  # the same fix as driftgate's, when the benchmark asks
 
 
 @bentoml.service(name="bare", workers=2, traffic={"timeout": 60})
@@ -36,6 +39,8 @@ class BareService:
         self.names = card.feature_names
         self.pandas = card.input_format == "pandas"
         self.proba = card.task == "classification" and hasattr(self.estimator, "predict_proba")
+        if TAIL_FIX:
+            freeze_startup_objects()
 
     @bentoml.api
     async def predict(self, inputs: list[dict]) -> list:

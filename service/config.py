@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         description="Drift and performance events request retraining directly. Set false to "
         "let only Alertmanager (POST /alerts/alertmanager) decide, with its silences.",
     )
+    tail_latency_fix: bool = Field(
+        True,
+        description="Cancel BentoML's per-request timeout timers and gc.freeze() after "
+        "start-up (see service.tail_latency).",
+    )
     public_url: str = Field(
         "http://localhost:3000", description="Base URL put into webhook payloads."
     )

@@ -14,9 +14,11 @@ from service.api_context import bind, build_context
 from service.config import get_settings
 from service.fast_routes import app as fast_app
 from service.monitor_service import Monitor
+from service.tail_latency import cancel_request_timers, freeze_startup_objects
 from service.tracing import bentoml_tracing_config
 
 SETTINGS = get_settings()
+cancel_request_timers(SETTINGS.tail_latency_fix)
 
 
 @bentoml.service(
@@ -40,6 +42,8 @@ class Gateway:
         self.context = build_context(get_settings())
         self.core = self.context.core
         bind(self.context)
+        if self.context.settings.tail_latency_fix:
+            freeze_startup_objects()
 
     @bentoml.on_shutdown
     async def close(self) -> None:
