@@ -103,12 +103,14 @@ class Target:
 
 
 def gateway_target(key: str, label: str, store: str, logging: bool = True,
-                   durability: str = "durable", tail_fix: bool = True) -> Target:
+                   durability: str = "durable", tail_fix: bool = True,
+                   monitoring: bool = True) -> Target:
     env = {"DRIFTGATE_LOGGING_ENABLED": str(logging).lower(), "DRIFTGATE_DURABILITY": durability,
-           "DRIFTGATE_TAIL_LATENCY_FIX": str(tail_fix).lower()}
+           "DRIFTGATE_TAIL_LATENCY_FIX": str(tail_fix).lower(),
+           "DRIFTGATE_MONITORING_ENABLED": str(monitoring).lower()}
     if store != "sqlite":
         env["DRIFTGATE_STORE_URL"] = store
-    return Target(key, label, env=env, monitored=logging,
+    return Target(key, label, env=env, monitored=logging and monitoring,
                   baseline="bare" if tail_fix else "bare-stock")
 
 
@@ -567,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.logging_modes:
             single += [gateway_target("off", "driftgate (logging off)", "sqlite", logging=False),
+                       gateway_target("nomon", "driftgate (durable, no monitor)", "sqlite",
+                                      monitoring=False),
                        gateway_target("async", "driftgate (async, sqlite)", "sqlite",
                                       durability="async")]
             if args.postgres:

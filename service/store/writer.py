@@ -84,6 +84,8 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
+        self._waiting = 0  # submitters blocked by backpressure
+        self._flushing = 0  # flush() callers waiting for pending == 0
 
     # -- public API --------------------------------------------------------------------
     async def submit(self, records: Sequence[PredictionRecord]) -> None:
@@ -95,11 +97,18 @@ class GroupCommitWriter:
         self._ensure_started()
         assert self._room is not None and self._wakeup is not None
         n = len(records)
-        async with self._room:
-            await self._room.wait_for(
-                lambda: self.pending == 0 or self.pending + n <= self.max_pending
-            )
-            self.pending += n
+        if self.pending + n <= self.max_pending and not self._waiting:
+            self.pending += n  # room, and nobody queued before us: no lock needed
+        else:
+            self._waiting += 1
+            try:
+                async with self._room:
+                    await self._room.wait_for(
+                        lambda: self.pending == 0 or self.pending + n <= self.max_pending
+                    )
+                    self.pending += n
+            finally:
+                self._waiting -= 1
         fut: asyncio.Future[None] | None = None
         if self.mode == "durable":
             fut = asyncio.get_running_loop().create_future()
@@ -115,8 +124,12 @@ class GroupCommitWriter:
             return
         assert self._room is not None and self._wakeup is not None
         self._wakeup.set()
-        async with self._room:
-            await self._room.wait_for(lambda: self.pending == 0 or self._task_dead())
+        self._flushing += 1
+        try:
+            async with self._room:
+                await self._room.wait_for(lambda: self.pending == 0 or self._task_dead())
+        finally:
+            self._flushing -= 1
 
     async def close(self) -> None:
         """Flush, stop the flusher and the background thread. Idempotent."""
@@ -208,9 +221,10 @@ class GroupCommitWriter:
                 if self.on_commit is not None:
                     _call(self.on_commit, seconds, n)
                 break
-            async with self._room:
-                self.pending -= n
-                self._room.notify_all()
+            self.pending -= n
+            if self._waiting or self._flushing:
+                async with self._room:
+                    self._room.notify_all()
 
 
 def _call(callback: Callable[..., None], *args: object) -> None:

@@ -1,0 +1,87 @@
+"""How fast the monitor consumes the prediction log, against how fast the gateway writes it.
+
+    python -m loadtests.monitor_throughput [--records 100000] [--model diabetes] [--postgres DSN]
+
+Fills a fresh log (SQLite in a temp dir, or a throwaway PostgreSQL schema) with records drawn
+from the model's reference sample, then times a :class:`MonitorRunner` reading it from offset
+0 in batches, as the Monitor service does (detectors, events, metrics into a private
+registry). Prints records per second; compare with the gateway's write rate from
+``python -m loadtests.bench`` (rows/s column). The quality bar is at least 10x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from models.demo import register_demo_models
+from models.registry import get_model
+from monitoring import MonitorConfig
+from service.metrics import monitor_metrics
+from service.monitor_runner import MonitorRunner
+from service.store.factory import open_store
+from service.store.records import PredictionRecord
+
+
+def fill(store_url: str, model: str, n: int) -> None:
+    entry = get_model(model)
+    ref = entry.reference()
+    rows = ref[entry.card.feature_names].to_dict("records")
+    predictions = ref["__prediction__"].tolist()
+    store = open_store(store_url)
+    try:
+        for start in range(0, n, 5000):
+            store.append([
+                PredictionRecord(model=model, version=entry.version,
+                                 features=rows[i % len(rows)],
+                                 prediction=predictions[i % len(rows)])
+                for i in range(start, min(n, start + 5000))
+            ])
+    finally:
+        store.close()
+
+
+def consume(store_url: str, model: str, batch: int) -> tuple[int, float]:
+    store = open_store(store_url)
+    try:
+        runner = MonitorRunner(store, MonitorConfig(quality_events=False),
+                               monitor_metrics(CollectorRegistry()), batch=batch)
+        runner.monitor_for(model, get_model(model).version)  # calibration is start-up work
+        started = time.perf_counter()
+        total = 0
+        while (result := runner.step()).records:
+            total += result.records
+        return total, time.perf_counter() - started
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.monitor_throughput")
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--model", default="diabetes")
+    parser.add_argument("--batch", type=int, default=5_000, help="records per monitor step")
+    parser.add_argument("--postgres", metavar="DSN", help="use a throwaway schema there")
+    args = parser.parse_args(argv)
+    register_demo_models(only_missing=True)
+    if args.postgres:
+        from tests.pg_fixtures import pg_schema_url
+
+        url = pg_schema_url(args.postgres)
+    else:
+        url = str(Path(tempfile.mkdtemp(prefix="driftgate-monitor-")) / "log.sqlite3")
+    fill(url, args.model, args.records)
+    total, seconds = consume(url, args.model, args.batch)
+    backend = "postgresql" if args.postgres else "sqlite"
+    print(f"monitor ({backend}, {args.model}, batch {args.batch}): {total} records in "
+          f"{seconds:.2f} s = {total / seconds:,.0f} records/s ({seconds / total * 1e6:.1f} "
+          f"us per record)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
