@@ -1,8 +1,8 @@
 """How fast the monitor consumes the prediction log, against how fast the gateway writes it.
 
-    python -m loadtests.monitor_throughput [--records 100000] [--model diabetes] [--postgres DSN]
+    python -m loadtests.monitor_throughput [--records 100000] [--model diabetes] [--postgres]
 
-Fills a fresh log (SQLite in a temp dir, or a throwaway PostgreSQL schema) with records drawn
+Fills a fresh log (SQLite in a temp dir, or a throwaway PostgreSQL database) with records drawn
 from the model's reference sample, then times a :class:`MonitorRunner` reading it from offset
 0 in batches, as the Monitor service does (detectors, events, metrics into a private
 registry). Prints records per second; compare with the gateway's write rate from
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from loadtests.bench import DEFAULT_PG, create_pg_database, drop_pg_database
 from models.demo import register_demo_models
 from models.registry import get_model
 from monitoring import MonitorConfig
@@ -65,17 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--model", default="diabetes")
     parser.add_argument("--batch", type=int, default=5_000, help="records per monitor step")
-    parser.add_argument("--postgres", metavar="DSN", help="use a throwaway schema there")
+    parser.add_argument("--postgres", nargs="?", const=DEFAULT_PG, metavar="ADMIN_DSN",
+                        help="use a throwaway database created (and dropped) there")
     args = parser.parse_args(argv)
     register_demo_models(only_missing=True)
+    database = None
     if args.postgres:
-        from tests.pg_fixtures import pg_schema_url
-
-        url = pg_schema_url(args.postgres)
+        database, url = create_pg_database(args.postgres)
     else:
         url = str(Path(tempfile.mkdtemp(prefix="driftgate-monitor-")) / "log.sqlite3")
-    fill(url, args.model, args.records)
-    total, seconds = consume(url, args.model, args.batch)
+    try:
+        fill(url, args.model, args.records)
+        total, seconds = consume(url, args.model, args.batch)
+    finally:
+        if database:
+            drop_pg_database(args.postgres, database)
     backend = "postgresql" if args.postgres else "sqlite"
     print(f"monitor ({backend}, {args.model}, batch {args.batch}): {total} records in "
           f"{seconds:.2f} s = {total / seconds:,.0f} records/s ({seconds / total * 1e6:.1f} "
