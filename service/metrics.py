@@ -143,3 +143,23 @@ def _monitor_metrics(registry: CollectorRegistry) -> MonitorMetrics:
             multiprocess_mode="mostrecent", registry=registry,
         ),
     )
+
+
+def exposed_names() -> set[str]:
+    """Every series name driftgate's own metrics expose, for checking rules and dashboards.
+
+    >>> {"driftgate_predictions_total", "driftgate_log_write_seconds_bucket"} <= exposed_names()
+    True
+    """
+    registry = CollectorRegistry()
+    _gateway_metrics(registry)
+    _monitor_metrics(registry)
+    names: set[str] = set()
+    for family in registry.collect():
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names |= {family.name, *(f"{family.name}_{s}" for s in ("bucket", "count", "sum"))}
+        else:
+            names.add(family.name)
+    return names

@@ -14,32 +14,12 @@ import pytest
 import yaml
 
 from grafana import build
+from service.metrics import exposed_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "grafana" / "dashboards"
 
-# The metric names of the contract (DESIGN.md and the dashboards brief).
-KNOWN_METRICS = {
-    "driftgate_predictions_total",
-    "driftgate_prediction_errors_total",
-    "driftgate_prediction_latency_seconds",
-    "driftgate_feature_drift_score",
-    "driftgate_drift_active",
-    "driftgate_drift_events_total",
-    "driftgate_data_quality_issues_total",
-    "driftgate_model_performance",
-    "driftgate_feedback_total",
-    "driftgate_label_coverage_ratio",
-    "driftgate_label_delay_seconds",
-    "driftgate_prediction_value",
-    "driftgate_predicted_class_total",
-    "driftgate_monitor_lag_records",
-    "driftgate_monitor_lag_seconds",
-    "driftgate_log_write_seconds",
-    "driftgate_webhook_deliveries_total",
-    "driftgate_webhook_pending",
-    "ALERTS",
-}
+KNOWN_METRICS = exposed_names() | {"ALERTS"}
 HISTOGRAMS = {
     "driftgate_prediction_latency_seconds",
     "driftgate_label_delay_seconds",
