@@ -14,11 +14,13 @@ from service.api_context import bind, build_context
 from service.config import get_settings
 from service.fast_routes import app as fast_app
 from service.monitor_service import Monitor
+from service.request_metrics import EndpointTemplates, bound_endpoint_labels
 from service.tail_latency import cancel_request_timers, freeze_startup_objects
 from service.tracing import bentoml_tracing_config
 
 SETTINGS = get_settings()
 cancel_request_timers(SETTINGS.tail_latency_fix)
+bound_endpoint_labels(EndpointTemplates(app.openapi()["paths"]))
 
 
 @bentoml.service(

@@ -74,7 +74,12 @@ def test_metrics_exposed_and_promtool_clean(gateway):
     httpx.post(f"{gateway.url}/predict", timeout=10,
                json={"model": "diabetes", "inputs": _rows("diabetes", 2)})
     httpx.post(f"{gateway.url}/predict", timeout=10, json={"model": "nope", "inputs": [{}]})
+    # client-chosen names and scanner paths must not become label values
+    httpx.post(f"{gateway.url}/v2/models/evil-name-1/infer", timeout=10, json={"inputs": []})
+    httpx.get(f"{gateway.url}/wp-scan-probe", timeout=10)
     text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    assert "evil-name-1" not in text and "wp-scan-probe" not in text
+    assert 'endpoint="/v2/models/{name}/infer"' in text
     assert 'driftgate_predictions_total{arm="default",model="diabetes"' in text
     assert 'driftgate_prediction_errors_total{model="_unknown",reason="unknown_model"}' in text
     assert "driftgate_prediction_latency_seconds_bucket" in text
