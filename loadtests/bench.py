@@ -46,7 +46,14 @@ import httpx
 import psutil
 import yaml
 
-from tests.e2e.conftest import BENTOML, ROOT, Server, free_port, stop_gateway
+from tests.e2e.conftest import (
+    BENTOML,
+    ROOT,
+    Server,
+    free_port,
+    private_bentoml_home,
+    stop_gateway,
+)
 from tests.e2e.traffic import metric_value, reference_rows
 
 MODEL = "diabetes"
@@ -127,7 +134,8 @@ def launch(target: Target, data_dir: Path) -> Launched:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = data_dir / f"bentoml-{port}.log"
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", **target.env}
+    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true",
+           "BENTOML_HOME": private_bentoml_home(data_dir), **target.env}
     if target.bare:
         service = "loadtests.bare_service:BareService"
         env["BARE_MODEL"] = MODEL

@@ -39,11 +39,31 @@ class Server:
     log: Path
 
 
+def private_bentoml_home(data_dir: Path) -> str:
+    """A BENTOML_HOME of this server's own that shares the models and bentos.
+
+    Every ``bentoml serve`` wipes ``$BENTOML_HOME/prometheus_multiproc_dir`` at start-up, so two
+    servers on one home lose each other's metrics; the model store is shared by symlinks.
+    """
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    shared = Path(BentoMLContainer.bentoml_home.get())
+    home = data_dir / "bentoml-home"
+    home.mkdir(parents=True, exist_ok=True)
+    for name in ("models", "bentos"):
+        (shared / name).mkdir(parents=True, exist_ok=True)
+        link = home / name
+        if not link.exists():
+            link.symlink_to(shared / name, target_is_directory=True)
+    return str(home)
+
+
 def start_gateway(data_dir: Path, port: int, extra_env: dict[str, str] | None = None,
                   timeout: float = 120.0, target: str = "service.gateway:Gateway",
                   cwd: Path = ROOT) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DRIFTGATE_DATA_DIR": str(data_dir),
+           "BENTOML_HOME": private_bentoml_home(data_dir),
            "DRIFTGATE_CONFIG_FILE": str(data_dir / "driftgate.yaml"), **(extra_env or {})}
     log = data_dir / f"bentoml-{port}.log"
     process = subprocess.Popen(
