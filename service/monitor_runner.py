@@ -37,6 +37,7 @@ RETRAIN_KINDS = {
     "performance": "performance",
 }
 Key = tuple[str, str]  # (model, version)
+STALE_SECONDS = 600.0  # a version without records for this long no longer drives gauges
 RetrainHook = Callable[[str, str, str, list[dict[str, Any]], str | None], Any]
 
 
@@ -79,14 +80,23 @@ class MonitorRunner:
         self.consumer = consumer
         self._factory = monitor_factory
         self.tracer = trace.get_tracer("driftgate.monitor")
-        self.monitors: dict[Key, ModelMonitor] = {}
-        self.offset = 0
-        self.label_offset = 0
         self.unusable: set[Key] = set()
         self.models = models
         self.since = since
         self.fresh = fresh
-        checkpoint = None if fresh else store.load_checkpoint(consumer)
+        self.monitors: dict[Key, ModelMonitor] = {}
+        self.offset = self.label_offset = 0
+        self.reload()
+
+    def reload(self) -> None:
+        """Return to the last checkpoint (offsets and every detector's state).
+
+        After a failed step the detectors may have seen records whose events were not
+        stored; replaying from the checkpoint is deterministic, and storing events is
+        idempotent, so nothing is lost and nothing is counted twice in the event table.
+        """
+        self.offset, self.label_offset, self.monitors = 0, 0, {}
+        checkpoint = None if self.fresh else self.store.load_checkpoint(self.consumer)
         if checkpoint is not None:
             self.offset = checkpoint.offset
             self.label_offset = checkpoint.label_offset
@@ -150,8 +160,8 @@ class MonitorRunner:
         for event in labels:
             r = event.record
             monitor = self.monitor_for(r.model, r.version)
-            if monitor is None:
-                continue
+            if monitor is None or event.relabel:
+                continue  # a corrected label updates the log, not the rolling metrics twice
             if self.metrics is not None and r.label_ts is not None:
                 self.metrics.label_delay.labels(r.model).observe(max(0.0, r.label_ts - r.ts))
             found = monitor.update_label(r.id, r.prediction, r.label, r.label_ts or r.ts)
@@ -177,30 +187,49 @@ class MonitorRunner:
             self.retrain(model, version, trigger, found, fingerprint)
 
     def export_metrics(self) -> None:
+        """Set the gauges. Drift gauges are per model (labels carry no version): a feature
+        is active if it is in any *current* version, its score the highest; versions whose
+        last record is over ``STALE_SECONDS`` older than the model's newest record no longer
+        count (an old version's unresolved drift must not hold the alert forever), and their
+        performance gauges read NaN (no alert compares true on NaN)."""
         m = self.metrics
         if m is None:
             return
         records, seconds = self.store.lag(self.offset)
         m.lag_records.set(records)
         m.lag_seconds.set(seconds)
-        for (model, version), monitor in self.monitors.items():
-            status = monitor.status()
-            streams = dict(status["features"])
-            if status.get("prediction"):
-                streams["__prediction__"] = status["prediction"]
-            if status.get("multivariate"):
-                streams["__multivariate__"] = status["multivariate"]
-            for feature, entry in streams.items():
-                threshold = entry.get("threshold") or 1.0
-                score = (entry.get("score") or 0.0) / threshold if threshold else 0.0
-                m.drift_score.labels(model, feature, entry.get("method", "")).set(score)
-                m.drift_active.labels(model, feature).set(1 if entry.get("drift_active") else 0)
+        statuses = {key: monitor.status() for key, monitor in self.monitors.items()}
+        newest: dict[str, float] = defaultdict(float)
+        for (model, _), status in statuses.items():
+            newest[model] = max(newest[model], status.get("last_ts") or 0.0)
+        scores: dict[tuple[str, str, str], float] = {}
+        active: dict[tuple[str, str], bool] = {}
+        seen: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for (model, version), status in statuses.items():
+            current = (status.get("last_ts") or 0.0) >= newest[model] - STALE_SECONDS
             for metric, value in (status.get("performance") or {}).items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
-                    m.performance.labels(model, version, metric).set(value)
-            seen = status.get("records_seen") or 0
-            if seen:
-                m.label_coverage.labels(model).set((status.get("labels_seen") or 0) / seen)
+                    m.performance.labels(model, version, metric).set(
+                        value if current else float("nan")
+                    )
+            if not current:
+                continue
+            for feature, entry in _streams(status).items():
+                threshold = entry.get("threshold") or 1.0
+                key = (model, feature, entry.get("method", ""))
+                scores[key] = max(scores.get(key, 0.0), (entry.get("score") or 0.0) / threshold)
+                active[(model, feature)] = active.get((model, feature), False) or bool(
+                    entry.get("drift_active")
+                )
+            seen[model][0] += status.get("records_seen") or 0
+            seen[model][1] += status.get("labels_seen") or 0
+        for (model, feature, method), score in scores.items():
+            m.drift_score.labels(model, feature, method).set(score)
+        for (model, feature), is_active in active.items():
+            m.drift_active.labels(model, feature).set(1 if is_active else 0)
+        for model, (records_seen, labels_seen) in seen.items():
+            if records_seen:
+                m.label_coverage.labels(model).set(min(1.0, labels_seen / records_seen))
 
     def checkpoint(self) -> None:
         state = pickle.dumps({k: m.snapshot() for k, m in self.monitors.items()})
@@ -216,6 +245,16 @@ class MonitorRunner:
             per_model[model][version] = monitor.status()
         for model, versions in per_model.items():
             self.store.kv_set(f"monitor:status:{model}", {"versions": versions})
+
+
+def _streams(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Feature, prediction and joint streams of a monitor status, by gauge feature label."""
+    streams = dict(status["features"])
+    if status.get("prediction"):
+        streams["__prediction__"] = status["prediction"]
+    if status.get("multivariate"):
+        streams["__multivariate__"] = status["multivariate"]
+    return streams
 
 
 def _event(model: str, version: str, event: MonitorEvent) -> dict[str, Any]:

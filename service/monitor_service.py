@@ -66,9 +66,11 @@ class Monitor:
                 if self.settings.retention_days and now - last_prune > 3600:
                     await to_thread.run_sync(self._prune)
                     last_prune = now
-            except Exception:  # keep monitoring; the next step retries from the same offset
-                log.exception("monitor step failed")
+            except Exception:  # keep monitoring: replay from the last checkpoint
+                log.exception("monitor step failed; resuming from the last checkpoint")
                 result = None
+                with contextlib.suppress(Exception):
+                    await to_thread.run_sync(self.runner.reload)
             if result is None or result.records < self.runner.batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.monitor_poll_seconds)

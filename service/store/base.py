@@ -73,7 +73,8 @@ class Store(Protocol):
     # -- monitoring events ---------------------------------------------------------------
     def append_events(self, events: Sequence[dict[str, Any]]) -> None:
         """Store monitoring events (keys: model, version, kind, feature, detector,
-        statistic, threshold, record_id, ts, details)."""
+        statistic, threshold, record_id, ts, details). Idempotent: an event with the same
+        (model, version, kind, feature, detector, record_id) is stored once."""
 
     def read_events(
         self, model: str | None = None, since: float | None = None, limit: int = 1000

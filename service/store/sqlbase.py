@@ -268,6 +268,7 @@ class SqlStoreBase:
                 self._q(
                     "INSERT INTO events (model, version, kind, feature, detector, statistic,"
                     " threshold, record_id, ts, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING"  # a replay after a crash re-emits the same event
                 ),
                 rows,
             )

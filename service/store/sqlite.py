@@ -80,6 +80,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_model_ts ON events (model, ts);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE UNIQUE INDEX IF NOT EXISTS events_identity ON events (
+    model, COALESCE(version, ''), kind, COALESCE(feature, ''), COALESCE(detector, ''),
+    COALESCE(record_id, '')
+);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL,

@@ -94,3 +94,49 @@ def test_restart_from_checkpoint_matches_uninterrupted_run(tmp_path, log_records
     assert any(e["kind"] == "feature_drift" for e in after)
     one.close()
     two.close()
+
+
+def _identity(events: list[dict]) -> list[tuple]:
+    return sorted((e["kind"], e["feature"], e["detector"], e["record_id"]) for e in events)
+
+
+def test_failed_step_replays_from_checkpoint_without_losing_or_duplicating(tmp_path,
+                                                                           log_records):
+    reference = open_store(str(tmp_path / "reference.sqlite3"))
+    reference.append(log_records)
+    expected = _drain(_runner(reference))  # the same log, never failing
+    store = open_store(str(tmp_path / "log.sqlite3"))
+    store.append(log_records)
+    runner = _runner(store)
+    _drain(runner, limit=2)
+    runner.checkpoint()
+    real_append = store.append_events
+    failures = {"left": 1}
+
+    def flaky_append(events):
+        if events and failures["left"]:
+            failures["left"] -= 1
+            raise OSError("connection lost")
+        real_append(events)
+
+    store.append_events = flaky_append
+    with pytest.raises(OSError):
+        _drain(runner)  # fails at the first batch that has events
+    runner.reload()  # what the Monitor service does after a failed step
+    _drain(runner)
+    stored = store.read_events("diabetes", limit=10_000)
+    assert _identity(stored) == _identity(expected) and expected
+
+
+def test_crash_between_step_and_checkpoint_stores_each_event_once(tmp_path, log_records):
+    store = open_store(str(tmp_path / "log.sqlite3"))
+    store.append(log_records)
+    first = _runner(store)
+    _drain(first, limit=2)
+    first.checkpoint()
+    _drain(first)  # events stored, then the process dies before the next checkpoint
+    once = _identity(store.read_events("diabetes", limit=10_000))
+    _drain(_runner(store))  # the restarted monitor replays from the checkpoint
+    assert _identity(store.read_events("diabetes", limit=10_000)) == once
+    assert once
+    store.close()
