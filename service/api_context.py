@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.registry import get_model
 from service.alerts import AlertReceiver
 from service.config import Settings
 from service.core import GatewayCore, NullSink, RecordSink
@@ -53,16 +52,10 @@ def build_context(settings: Settings) -> GatewayContext:
     alerts = None
     if store is not None:
         retrain = RetrainRequests(store, serving.webhooks, settings)
-        alerts = AlertReceiver(store, retrain, reference_fingerprint, set(core.router.models))
+        alerts = AlertReceiver(
+            store, retrain, core.router.reference_fingerprint, set(core.router.models)
+        )
     return GatewayContext(core=core, settings=settings, store=store, writer=writer, alerts=alerts)
-
-
-def reference_fingerprint(model: str) -> str | None:
-    """The training-data fingerprint of a model's latest version, for retrain payloads."""
-    try:
-        return get_model(model).card.lineage.data_fingerprint
-    except LookupError:
-        return None
 
 
 _context: GatewayContext | None = None

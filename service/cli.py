@@ -135,8 +135,9 @@ def cmd_log_prune(args: argparse.Namespace) -> int:
     if days is None:
         raise SystemExit("give --days or set DRIFTGATE_RETENTION_DAYS")
     store = _store()
-    consumed = store.min_checkpoint_offset() or 0
-    print(f"pruned {store.prune(days * 86400.0, consumed)} records")
+    pruned = store.prune(days * 86400.0, store.min_checkpoint_offset() or 0,
+                         store.min_checkpoint_label_offset() or 0)
+    print(f"pruned {pruned} records")
     return 0
 
 

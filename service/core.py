@@ -82,8 +82,12 @@ class GatewayCore:
         rows: Any,
         request_id: str | None = None,
         trace_id: str | None = None,
+        route: Route | None = None,
     ) -> PredictResult:
-        """Serve one request; raises :class:`APIError` (already counted) on bad input."""
+        """Serve one request; raises :class:`APIError` (already counted) on bad input.
+
+        ``route`` is the routing decision when the caller already made it (v2 reads the
+        card of the routed version to decode tensors)."""
         started = time.perf_counter()
         try:
             if isinstance(rows, list) and len(rows) > self.max_rows:
@@ -91,7 +95,7 @@ class GatewayCore:
                     413, "too_many_rows", f"at most {self.max_rows} rows per request",
                     {"rows": len(rows)},
                 )
-            route = self.router.route(name, version)
+            route = route or self.router.route(name, version)
             with self.tracer.start_as_current_span("driftgate.validate"):
                 batch = route.model.validator.validate(rows)
         except APIError as error:
@@ -119,6 +123,7 @@ class GatewayCore:
                 error = APIError(503, "log_unavailable", f"the prediction log failed: {exc!r}")
                 self.count_error(error, name)
                 raise error from exc
+        self._count(model, route.arm, batch, result.values)  # served: answered with a 2xx
         self.metrics.latency.labels(model.name, model.version).observe(
             time.perf_counter() - started
         )
@@ -133,7 +138,6 @@ class GatewayCore:
         latency_ms = (time.perf_counter() - started) * 1000.0
         records = _records(model, route.arm, batch, prediction, latency_ms, request_id, trace_id)
         probabilities = prediction.probabilities
-        self._count(model, route.arm, batch, prediction.values)
         result = PredictResult(
             model, [r.id for r in records], prediction.values, probabilities, route.arm
         )
@@ -166,6 +170,9 @@ class GatewayCore:
             prediction = shadow.predict(batch.rows)
         except APIError as error:
             self.metrics.errors.labels(shadow.name, f"shadow_{error.type}").inc()
+            return []
+        except Exception:  # a failing shadow must never fail the request it copies
+            self.metrics.errors.labels(shadow.name, "shadow_model_error").inc()
             return []
         latency_ms = (time.perf_counter() - started) * 1000.0
         self.metrics.predictions.labels(shadow.name, shadow.version, SHADOW).inc(len(primary))

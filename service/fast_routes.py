@@ -13,15 +13,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import api
+from service import api, api_context
 from service.errors import APIError
-from service.http import error_response
+from service.http import error_response, internal_error
 
 
 async def predict(request: Request) -> Response:
     try:
         return await api.predict(request)
     except APIError as error:
+        return error_response(error)
+    except Exception as exc:  # a bug: still JSON, still counted
+        error = internal_error(exc)
+        api_context.context().core.count_error(error)
         return error_response(error)
 
 

@@ -61,7 +61,9 @@ def _apply(payload: FeedbackRequest, store: Store) -> tuple[dict[str, Any], dict
         if problem:
             problems.append({"item": index, "id": item.id, "message": problem})
     if problems:
-        raise APIError(422, "invalid_label", problems[0]["message"], {"problems": problems})
+        model = known[problems[0]["id"]].model
+        raise APIError(422, "invalid_label", problems[0]["message"], {"problems": problems},
+                       model=model)
     pairs = [(item.id, item.label) for item in payload.items if item.id in known]
     result = store.add_labels(pairs, time.time()) if pairs else None
     per_model: dict[str, int] = {}
@@ -82,7 +84,7 @@ async def apply_feedback(
     try:
         body, per_model = await to_thread.run_sync(_apply, payload, store)
     except APIError as error:
-        core.count_error(error)
+        core.count_error(error, error.model or None)
         raise
     for model, count in per_model.items():
         core.metrics.feedback.labels(model).inc(count)

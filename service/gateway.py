@@ -35,7 +35,7 @@ bound_endpoint_labels(EndpointTemplates(app.openapi()["paths"]))
 class Gateway:
     """Serves the registered models over HTTP and logs every prediction."""
 
-    if SETTINGS.logging_enabled and SETTINGS.monitoring_enabled:
+    if SETTINGS.logging_enabled:  # the monitor also delivers webhooks, monitoring on or off
         monitor = bentoml.depends(Monitor)
 
     def __init__(self) -> None:

@@ -76,8 +76,11 @@ class Monitor:
                     await asyncio.wait_for(self._stop.wait(), self.settings.monitor_poll_seconds)
 
     def _prune(self) -> None:
-        consumed = self.store.min_checkpoint_offset() or 0
-        pruned = self.store.prune(self.settings.retention_days * 86400.0, consumed)
+        pruned = self.store.prune(
+            self.settings.retention_days * 86400.0,
+            self.store.min_checkpoint_offset() or 0,
+            self.store.min_checkpoint_label_offset() or 0,
+        )
         log.info("pruned %d log records", pruned)
 
     @bentoml.api

@@ -48,13 +48,17 @@ class Retraining:
         """Deliver due webhooks until ``stop`` is set; keep the pending gauge current."""
         try:
             while not stop.is_set():
+                busy = False
                 try:
-                    await self.dispatcher.run_once(time.time())
+                    outcomes = await self.dispatcher.run_once(time.time())
+                    busy = sum(outcomes.values()) >= self.dispatcher.batch_size
                     if self.metrics is not None:
                         pending = await asyncio.to_thread(self.store.outbox_pending_count)
                         self.metrics.webhook_pending.set(pending)
                 except Exception:  # the outbox is durable: the next round retries
                     log.exception("webhook dispatch failed")
+                if busy:
+                    continue  # a full batch: more may be due right now
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), poll_seconds)
         finally:

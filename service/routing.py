@@ -34,17 +34,23 @@ class ServedModel:
         self.config = config
         self._rng = rng
         self._loaded: dict[str, LoadedModel] = {}
+        self._resolved: dict[str, str] = {}
         self.default = self._load(self._resolve(config.default))
         self.canary = self._load(self._resolve(config.canary.version)) if config.canary else None
         self.canary_weight = config.canary.weight if config.canary else 0.0
         self.shadow = self._load(self._resolve(config.shadow)) if config.shadow else None
 
     def _resolve(self, version: str) -> str:
-        version = self.config.aliases.get(version, version)
-        try:
-            return get_model(self.name, version).version
-        except RegistryError as exc:
-            raise not_found("unknown_version", str(exc), model=self.name, version=version) from exc
+        """A version or alias to a registered version (cached: the store is scanned once)."""
+        wanted = self.config.aliases.get(version, version)
+        if wanted not in self._resolved:
+            try:
+                self._resolved[wanted] = get_model(self.name, wanted).version
+            except RegistryError as exc:
+                raise not_found(
+                    "unknown_version", str(exc), model=self.name, version=wanted
+                ) from exc
+        return self._resolved[wanted]
 
     def _load(self, version: str) -> LoadedModel:
         if version not in self._loaded:
@@ -57,8 +63,12 @@ class ServedModel:
             arm = CANARY if self.canary is not None and model is self.canary else DEFAULT
             return Route(model, arm, None)
         if self.canary is not None and self._rng.random() < self.canary_weight:
-            return Route(self.canary, CANARY, self.shadow)
-        return Route(self.default, DEFAULT, self.shadow)
+            return Route(self.canary, CANARY, self._shadow_for(self.canary))
+        return Route(self.default, DEFAULT, self._shadow_for(self.default))
+
+    def _shadow_for(self, model: LoadedModel) -> LoadedModel | None:
+        """The shadow copy, unless the shadow version is the one already serving."""
+        return None if self.shadow is model else self.shadow
 
     def loaded_versions(self) -> list[LoadedModel]:
         return list(self._loaded.values())
@@ -94,3 +104,8 @@ class Router:
 
     def route(self, name: str, version: str | None = None) -> Route:
         return self.served(name).route(version)
+
+    def reference_fingerprint(self, name: str) -> str | None:
+        """Training-data fingerprint of the version a model name serves by default."""
+        served = self.models.get(name)
+        return served.default.card.lineage.data_fingerprint if served else None

@@ -115,12 +115,14 @@ async def _infer(name: str, version: str | None, request: Request) -> Response:
     core = ctx.core
     try:
         body = await _read_infer_body(request, ctx.settings.max_body_bytes)
-        model = core.router.route(name, version).model
-        rows = tensors_to_rows(model, body)
+        route = core.router.route(name, version)
+        rows = tensors_to_rows(route.model, body)
     except APIError as error:
         core.count_error(error, name)
         raise
-    result = await core.predict(name, version, rows, request_id(request), current_trace_id())
+    result = await core.predict(
+        name, version, rows, request_id(request), current_trace_id(), route=route
+    )
     served = result.model
     n = len(result.values)
     outputs: list[dict[str, Any]] = [
@@ -167,9 +169,15 @@ def _attach_binary(inputs: list[Any], binary: bytes) -> None:
         size = params.get("binary_data_size")
         if size is None:
             continue
-        chunk = binary[position : position + int(size)]
-        position += int(size)
-        tensor["data"] = _decode_binary(tensor.get("datatype"), chunk)
+        if type(size) is not int or size < 0:
+            raise invalid("invalid_tensor", "binary_data_size must be a non-negative integer")
+        chunk = binary[position : position + size]
+        position += size
+        try:
+            tensor["data"] = _decode_binary(tensor.get("datatype"), chunk)
+        except (ValueError, UnicodeDecodeError) as exc:
+            message = f"binary data of {tensor.get('name')!r}: {exc}"
+            raise invalid("invalid_tensor", message) from None
     if position != len(binary):
         raise bad_request("malformed_body", "binary tensor data does not match the sizes given")
 
@@ -197,6 +205,8 @@ def tensors_to_rows(model: LoadedModel, body: dict[str, Any]) -> list[dict[str, 
     for tensor in tensors:
         if not isinstance(tensor, dict) or not required <= tensor.keys():
             raise invalid("invalid_tensor", "each input needs name, shape, datatype and data")
+        if not isinstance(tensor["name"], str) or not isinstance(tensor["datatype"], str):
+            raise invalid("invalid_tensor", "tensor name and datatype must be strings")
     by_name = {f.name: f for f in features}
     if len(tensors) == 1 and tensors[0]["name"] not in by_name:
         return _matrix_rows(model, tensors[0])

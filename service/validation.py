@@ -21,6 +21,7 @@ service.errors.APIError: row 0: missing feature 'x'
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from models.card import FeatureSpec
 from service.errors import APIError, invalid
 
 MAX_REPORTED_PROBLEMS = 20
+MAX_FLOAT = sys.float_info.max
 
 
 @dataclass
@@ -116,8 +118,8 @@ def _check_for(spec: FeatureSpec):  # noqa: C901 - one small closure per kind
                 if value != value:  # NaN
                     return ("quality", "nan") if nullable else (
                         "error", "nan_value", "NaN is not allowed for this feature")
-                if math.isinf(value):
-                    return ("error", "infinite_value", "infinite values are not allowed")
+                if abs(value) > MAX_FLOAT:  # inf, or an integer no float can hold
+                    return ("error", "infinite_value", "the value is not a finite float64")
                 return ("quality", "out_of_range")
             if value is None:
                 return null_issue(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -203,3 +204,32 @@ def test_failing_model_and_failing_log_answer_json_and_are_counted(client):
                503, "log_unavailable")
     finally:
         core.sink = sink
+
+
+def test_huge_integer_is_a_4xx_not_a_crash(client):
+    row = rows("diabetes", 1)[0]
+    fields = ", ".join(f'"{k}": {"1" + "0" * 400 if k == "bmi" else v}' for k, v in row.items())
+    body = '{"model": "diabetes", "inputs": [{' + fields + "}]}"
+    response = client.post("/predict", content=body,
+                           headers={"content-type": "application/json"})
+    _error(response, 422, "infinite_value")
+
+
+V2_BAD_BINARY = [
+    ({"binary_data_size": "abc"}, b"", "invalid_tensor"),
+    ({"binary_data_size": 3}, b"\x00\x01\x02", "invalid_tensor"),  # not a whole float64
+]
+
+
+@pytest.mark.parametrize(("params", "payload", "type_"), V2_BAD_BINARY)
+def test_v2_malformed_binary_tensors_are_4xx(client, params, payload, type_):
+    tensor = {"name": "bmi", "shape": [1], "datatype": "FP64", "parameters": params}
+    header = json.dumps({"inputs": [tensor]}).encode()
+    response = client.post("/v2/models/diabetes/infer", content=header + payload,
+                           headers={"inference-header-content-length": str(len(header))})
+    _error(response, 422, type_)
+
+
+def test_v2_tensor_name_must_be_a_string(client):
+    body = {"inputs": [{"name": ["x"], "shape": [1], "datatype": "FP64", "data": [1.0]}]}
+    _error(client.post("/v2/models/diabetes/infer", json=body), 422, "invalid_tensor")
