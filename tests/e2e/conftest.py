@@ -153,10 +153,18 @@ def gateway(demo_models, receiver, tmp_path_factory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def alerting_gateway(demo_models, receiver, tmp_path_factory) -> Iterator[Server]:
+def alerting_receiver() -> Iterator[Receiver]:
+    """The retraining endpoint of ``alerting_gateway`` (its own: tests count deliveries)."""
+    server = Receiver(SECRET).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def alerting_gateway(demo_models, alerting_receiver, tmp_path_factory) -> Iterator[Server]:
     """A gateway where only Alertmanager requests retraining (no direct path)."""
     data_dir = tmp_path_factory.mktemp("alerting")
-    write_serving(data_dir, receiver)
+    write_serving(data_dir, alerting_receiver)
     server = start_gateway_retrying(
         data_dir, {**FAST_MONITOR, "DRIFTGATE_RETRAIN_FROM_EVENTS": "false"}
     )

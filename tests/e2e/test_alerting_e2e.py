@@ -10,8 +10,9 @@ DRIFT_ALERT = 'ALERTS{alertname="DriftgateFeatureDriftActive",alertstate="firing
 
 
 def test_drift_alert_fires_in_prometheus_and_becomes_signed_retrain_request(
-    alerting_gateway, observability, receiver
+    alerting_gateway, observability, alerting_receiver
 ):
+    receiver = alerting_receiver
     url = alerting_gateway.url
     send(url, MODEL, reference_rows(MODEL, 1200, seed=21), per_request=20)
     # the gateway is scraped and the drift gauge exists, but stays 0 for stationary traffic
