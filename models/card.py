@@ -19,7 +19,6 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
@@ -123,10 +122,3 @@ def fingerprint(data: pd.DataFrame) -> str:
     canonical = data.reindex(sorted(data.columns), axis=1)
     payload = canonical.to_csv(index=False, float_format="%.17g").encode()
     return "sha256:" + hashlib.sha256(payload).hexdigest()
-
-
-def json_safe(value: Any) -> Any:
-    """Convert numpy scalars to plain Python values for JSON."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

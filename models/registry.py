@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -216,7 +215,3 @@ def get_model(name: str, version: str | None = None) -> RegisteredModel:
 
 def _valid_name(name: str) -> bool:
     return bool(name) and all(c.isalnum() or c in "-_." for c in name) and name.islower()
-
-
-def versions_of(name: str) -> Sequence[RegisteredModel]:
-    return list_models(name)

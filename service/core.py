@@ -34,17 +34,16 @@ class NullSink:
 
 
 class PredictResult:
-    __slots__ = ("model", "ids", "values", "probabilities", "arm")
+    __slots__ = ("model", "ids", "values", "probabilities")
 
     def __init__(
         self, model: LoadedModel, ids: list[str], values: list[Any],
-        probabilities: list[dict[str, float]] | None, arm: str,
+        probabilities: list[dict[str, float]] | None,
     ) -> None:
         self.model = model
         self.ids = ids
         self.values = values
         self.probabilities = probabilities
-        self.arm = arm
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -137,10 +136,8 @@ class GatewayCore:
         prediction = model.predict(batch.rows)
         latency_ms = (time.perf_counter() - started) * 1000.0
         records = _records(model, route.arm, batch, prediction, latency_ms, request_id, trace_id)
-        probabilities = prediction.probabilities
-        result = PredictResult(
-            model, [r.id for r in records], prediction.values, probabilities, route.arm
-        )
+        ids = [r.id for r in records]
+        result = PredictResult(model, ids, prediction.values, prediction.probabilities)
         return result, records
 
     def _count(

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.card import FeatureSpec
-from service.errors import APIError, invalid
+from service.errors import invalid
 
 MAX_REPORTED_PROBLEMS = 20
 MAX_FLOAT = sys.float_info.max
@@ -148,9 +148,3 @@ def _check_for(spec: FeatureSpec):  # noqa: C901 - one small closure per kind
         return ("error", "wrong_type", f"expected a string, got {type(value).__name__}")
 
     return check_categorical
-
-
-def require_object(body: Any, what: str = "request body") -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise APIError(400, "invalid_body", f"the {what} must be a JSON object")
-    return body
