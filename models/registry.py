@@ -13,8 +13,8 @@ Example
 >>> entry = register_model("doctest-line", LinearRegression().fit(X.to_numpy(), y), X, y)
 >>> get_model("doctest-line").card.features[0].name
 'x'
->>> round(float(entry.reference()["__prediction__"].iloc[1]), 6)
-3.0
+>>> sorted(entry.reference()["__prediction__"].round(6))
+[1.0, 3.0, 5.0, 7.0]
 """
 
 from __future__ import annotations
