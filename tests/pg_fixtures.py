@@ -1,5 +1,6 @@
-"""PostgreSQL fixtures shared by test packages: a throwaway database per session and a
-fresh schema per test. Import the fixtures into a conftest to use them."""
+"""Store fixtures shared by test packages: a throwaway PostgreSQL database per session, a
+fresh schema per test, and ``store`` opened on each backend. Import the fixtures into a
+conftest to use them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+
+from service.store import Store, open_store
 
 PG_ADMIN = os.environ.get("DRIFTGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -51,3 +54,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[
 def pg_url(pg_database: str) -> str:
     """URL of a fresh PostgreSQL schema (for PostgreSQL-only tests)."""
     return pg_schema_url(pg_database)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A fresh, open store of each backend (closed afterwards)."""
+    s = open_store(store_url)
+    try:
+        yield s
+    finally:
+        s.close()

@@ -12,7 +12,7 @@ import pytest
 
 from service.config import Settings
 from service.store import Store, open_store
-from tests.pg_fixtures import pg_database, pg_url, store_url  # noqa: F401
+from tests.pg_fixtures import pg_database, pg_url, store, store_url  # noqa: F401
 from tests.webhooks.webhook_helpers import FakeClock, Receiver
 
 
@@ -59,13 +59,9 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def wh_store(store_url: str) -> Iterator[Store]:  # noqa: F811
+def wh_store(store: Store) -> Store:  # noqa: F811
     """A fresh store on SQLite and on PostgreSQL."""
-    s = open_store(store_url)
-    try:
-        yield s
-    finally:
-        s.close()
+    return store
 
 
 @pytest.fixture
