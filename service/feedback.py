@@ -15,11 +15,11 @@ from typing import Any
 from anyio import to_thread
 from pydantic import BaseModel, Field
 
-from models.registry import RegistryError, get_model
+from models.card import ModelCard
 from service.core import GatewayCore
 from service.errors import APIError
+from service.routing import Router
 from service.store.base import Store
-from service.store.records import PredictionRecord
 
 MAX_ITEMS = 10_000
 
@@ -33,31 +33,25 @@ class FeedbackRequest(BaseModel):
     items: list[FeedbackItem] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
-def _label_problem(record: PredictionRecord, label: Any, labels_of: dict) -> str | None:
-    key = (record.model, record.version)
-    if key not in labels_of:
-        try:
-            card = get_model(record.model, record.version).card
-            labels_of[key] = card.class_labels if card.task == "classification" else None
-        except RegistryError:
-            labels_of[key] = None
-    classes = labels_of[key]
+def _label_problem(label: Any, card: ModelCard | None) -> str | None:
+    classes = card.class_labels if card is not None and card.task == "classification" else None
     if classes is not None:
         return None if label in classes else f"label must be one of {classes}"
     ok = isinstance(label, int | float) and not isinstance(label, bool) and math.isfinite(label)
     return None if ok else "label must be a finite number"
 
 
-def _apply(payload: FeedbackRequest, store: Store) -> tuple[dict[str, Any], dict[str, int]]:
+def _apply(
+    payload: FeedbackRequest, store: Store, router: Router
+) -> tuple[dict[str, Any], dict[str, int]]:
     ids = [item.id for item in payload.items]
     known = {record.id: record for record in store.get(ids)}
-    labels_of: dict = {}
     problems = []
     for index, item in enumerate(payload.items):
         record = known.get(item.id)
         if record is None:
             continue
-        problem = _label_problem(record, item.label, labels_of)
+        problem = _label_problem(item.label, router.card_of(record.model, record.version))
         if problem:
             problems.append({"item": index, "id": item.id, "message": problem})
     if problems:
@@ -82,7 +76,7 @@ async def apply_feedback(
     payload: FeedbackRequest, store: Store, core: GatewayCore
 ) -> dict[str, Any]:
     try:
-        body, per_model = await to_thread.run_sync(_apply, payload, store)
+        body, per_model = await to_thread.run_sync(_apply, payload, store, core.router)
     except APIError as error:
         core.count_error(error, error.model or None)
         raise

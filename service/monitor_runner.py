@@ -180,11 +180,8 @@ class MonitorRunner:
             return
         for (model, version), found in by_model.items():
             trigger = RETRAIN_KINDS[found[0]["kind"]]
-            try:
-                fingerprint = get_model(model, version).card.lineage.data_fingerprint
-            except LookupError:
-                fingerprint = None
-            self.retrain(model, version, trigger, found, fingerprint)
+            lineage = self.monitors[(model, version)].card.get("lineage") or {}
+            self.retrain(model, version, trigger, found, lineage.get("data_fingerprint"))
 
     def export_metrics(self) -> None:
         """Set the gauges. Drift gauges are per model (labels carry no version): a feature

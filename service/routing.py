@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from models.card import ModelCard
 from models.registry import RegistryError, get_model, model_names
 from service.config import ServedModelConfig, ServingConfig
 from service.errors import not_found
@@ -70,6 +71,9 @@ class ServedModel:
         """The shadow copy, unless the shadow version is the one already serving."""
         return None if self.shadow is model else self.shadow
 
+    def loaded(self, version: str) -> LoadedModel | None:
+        return self._loaded.get(version)
+
     def loaded_versions(self) -> list[LoadedModel]:
         return list(self._loaded.values())
 
@@ -93,6 +97,7 @@ class Router:
         rng = random.Random(seed)
         configs = serving.models or {name: ServedModelConfig() for name in model_names()}
         self.models = {name: ServedModel(name, cfg, rng) for name, cfg in configs.items()}
+        self._cards: dict[tuple[str, str], ModelCard | None] = {}
 
     def served(self, name: str) -> ServedModel:
         try:
@@ -104,6 +109,21 @@ class Router:
 
     def route(self, name: str, version: str | None = None) -> Route:
         return self.served(name).route(version)
+
+    def card_of(self, name: str, version: str) -> ModelCard | None:
+        """The card of a logged version: a loaded one, else the registry's (looked up once)."""
+        key = (name, version)
+        if key not in self._cards:
+            served = self.models.get(name)
+            loaded = served.loaded(version) if served else None
+            if loaded is not None:
+                self._cards[key] = loaded.card
+            else:
+                try:
+                    self._cards[key] = get_model(name, version).card
+                except RegistryError:
+                    self._cards[key] = None
+        return self._cards[key]
 
     def reference_fingerprint(self, name: str) -> str | None:
         """Training-data fingerprint of the version a model name serves by default."""

@@ -153,6 +153,7 @@ def test_async_mode_commits_without_close(store: Store) -> None:
         await writer.close()
 
     asyncio.run(main())
+    assert len(store.read_after(0, 10)) == 2
 
 
 @pytest.mark.parametrize("mode", ["durable", "async"])
