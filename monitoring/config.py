@@ -91,7 +91,7 @@ class MonitorConfig:
     """
 
     expected_run_time: float = 100_000
-    false_alarm_safety: float = 0.6
+    false_alarm_safety: float = 0.7
     numeric_detector: str = "cusum"
     detector_overrides: dict[str, str] = field(default_factory=dict)
     cusum_k: float = 0.25

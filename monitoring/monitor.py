@@ -83,7 +83,7 @@ class ModelMonitor:
     ...                           for i, (a, b) in enumerate(stream)])
     >>> [(e.kind, e.feature, e.record_id) for e in events]
     [('feature_drift', 'b', 'r318'), ('multivariate_drift', '__multivariate__', 'r318'), \
-('prediction_drift', '__prediction__', 'r329')]
+('prediction_drift', '__prediction__', 'r326')]
     >>> restored = ModelMonitor.restore(mon.snapshot())
     >>> restored.status()["records_seen"]
     600
@@ -160,7 +160,7 @@ class ModelMonitor:
             self._num_refs.append(NumericReference(x))
             rate_j = self.stream_rates[self.num_names[j]]
             if self.methods[j] == "cusum" or self.methods[j] == "page_hinkley":
-                m, s = quadrature_standardizers(x)
+                m, s, w = quadrature_standardizers(x)
                 z = np.clip((x[None, :] - m[:, None]) / s[:, None], -config.clip_z, config.clip_z)
                 z2 = np.minimum(z * z, self._var_clip2)
                 incs = (z - kv[0], -z - kv[1], z2 - 1 - kv[2], 1 - z2 - kv[3])
@@ -173,7 +173,7 @@ class ModelMonitor:
                     hs.append(calibrate_cusum(
                         incs[c], config.chart_weights[c] * rate_j
                         if self.methods[j] == "cusum" else 0.5 * rate_j, rng,
-                        config.calibration_streams, config.calibration_steps))
+                        config.calibration_streams, config.calibration_steps, weights=w))
                 if self.methods[j] == "cusum":
                     thresholds.extend(hs)
                     groups.extend([j] * 4)

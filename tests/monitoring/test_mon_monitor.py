@@ -53,7 +53,7 @@ def test_categorical_shift_fires(model5: tuple) -> None:
     x, c = _live(3000, 14)
     c[1000:] = np.random.default_rng(1).choice(["a", "b", "c"], size=2000, p=[0.3, 0.3, 0.4])
     ev = _drift_events(_fresh(model5).update_many(records(x, c)))
-    assert ev[0] == ("feature_drift", "c", "r1169")
+    assert ev[0] == ("feature_drift", "c", "r1167")
 
 
 def test_stationary_stream_within_budget(model5: tuple) -> None:
