@@ -1,12 +1,20 @@
 """Benchmark: river's default detectors vs driftgate's calibrated monitor on seeded streams.
 
 Run ``python -m monitoring.benchmark`` (``--quick`` for a smoke run). Prints false alarms per
-100,000 stationary predictions, detection rate and median delay for several drifts, and the
-cost per record. Reference samples have 2,000 rows; every repetition draws a fresh reference
-and a fresh live stream from the same population, so the reference's sampling error is part of
-the measurement. The driftgate rows use 200 repetitions: a median delay from 40 runs has a
-standard error of about 6 records for the 0.5 sd shift (measured: 90 from 40 runs, 80.5 from
-150 runs of the same configuration), too coarse for a target of 80.
+100,000 stationary predictions, detection rate and median delay (with a distribution-free 95%
+confidence interval) for several drifts, and the cost per record. Reference samples have 2,000
+rows; every repetition draws a fresh reference and fresh live streams from the same population,
+so the reference's sampling error is part of the measurement. The driftgate rows use 200
+references with 5 live streams each: a median delay from 200 runs still moved by up to 5
+records between seeds for the 0.5 sd shift, too coarse for a target of 80.
+
+Yardstick for the 0.5 sd target: the best CUSUM for that shift on Gaussian data, holding the
+whole false-alarm budget of a 5-feature model on its 10 mean charts and nothing for variance,
+joint or prediction charts, has a median delay of 75 when the population's mean and sd are
+known and 79 when they come from a 2,000-row reference and the threshold covers that
+uncertainty (as the issue requires the calibration to): :func:`ideal_cusum_delays`, printed
+below the table. A median of 80 at 1 false alarm per 100,000 is therefore the bound itself,
+not a margin above it.
 
 Why a gradual 0 -> 1 sd ramp over 2,000 records cannot be caught within 500 records at this
 false-alarm rate: a record ``t`` records into the ramp carries ``mu_t**2 / 2`` nats of evidence
@@ -296,6 +304,75 @@ def labels_only(seed: int) -> tuple[int, int | None]:
     return drift_events, delay
 
 
+def _siegmund_log_rate(h: float, drift: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Log false-alarm rate per record of a one-sided CUSUM with threshold ``h`` on
+    ``N(drift, sd**2)`` increments (``drift < 0``), Siegmund's approximation."""
+    theta = -2.0 * drift / sd**2
+    x = theta * (h + 1.166 * sd)
+    return np.log(theta * theta / 2.0) - np.log(np.expm1(x) - x)
+
+
+def ideal_cusum_delays(
+    shift: float, rate: float, n_ref: int | None, runs: int, rng: np.random.Generator
+) -> list[int | None]:
+    """Delays of the best single CUSUM for a known ``shift`` on Gaussian data, as a yardstick.
+
+    The chart has ``k = shift / 2`` (optimal for that shift) and a threshold for ``rate`` false
+    alarms per record. ``n_ref=None``: the population's mean and sd are known. Otherwise live
+    values are standardised with the statistics of an ``n_ref``-row reference and the
+    threshold holds ``rate`` on average over references (as driftgate's calibration does):
+    the same bound with the reference uncertainty the issue asks the calibration to cover.
+    Pre-change records ``WARMUP``, as in :func:`detection_table`.
+
+    Examples
+    --------
+    >>> d = ideal_cusum_delays(1.0, 1e-6, None, 400, np.random.default_rng(0))
+    >>> 20 < float(np.median(d)) < 35
+    True
+    """
+    k = shift / 2.0
+    if n_ref is None:
+        m, sd, w = np.zeros(1), np.ones(1), np.ones(1)
+    else:  # reference mean ~ N(0, 1/n), log sd ~ N(0, 1/(2n)) for Gaussian data
+        qm, wm = np.polynomial.hermite_e.hermegauss(20)
+        qs, ws = np.polynomial.hermite_e.hermegauss(6)
+        mm, ss = np.meshgrid(qm / math.sqrt(n_ref), np.exp(qs / math.sqrt(2 * n_ref)),
+                             indexing="ij")
+        m, sd, w = mm.ravel(), ss.ravel(), np.outer(wm, ws).ravel() / (wm.sum() * ws.sum())
+    # live z = (x - m) / sd with x ~ N(0, 1): increments z - k ~ N(-m/sd - k, 1/sd**2)
+    drift_in, sd_in = -m / sd - k, 1.0 / sd
+
+    def log_avg_rate(h: float) -> float:
+        lr = _siegmund_log_rate(h, drift_in, sd_in)
+        return float(np.log(np.sum(w * np.exp(lr - lr.max()))) + lr.max())
+
+    lo, hi = 0.0, 200.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if log_avg_rate(mid) > math.log(rate) else (lo, mid)
+    h = hi
+    if n_ref is None:
+        mean, scale = np.zeros(runs), np.ones(runs)
+    else:
+        mean = rng.standard_normal(runs) / math.sqrt(n_ref)
+        scale = np.exp(rng.standard_normal(runs) / math.sqrt(2 * n_ref))
+    s = np.zeros(runs)
+    for _ in range(WARMUP):
+        s = np.maximum(0.0, s + (rng.standard_normal(runs) - mean) / scale - k)
+        s[s > h] = 0.0  # a false alarm restarts the chart
+    delays: list[int | None] = [None] * runs
+    alive = np.ones(runs, dtype=bool)
+    for t in range(1000):
+        s = np.maximum(0.0, s + (rng.standard_normal(runs) + shift - mean) / scale - k)
+        hit = alive & (s > h)
+        for i in np.flatnonzero(hit):
+            delays[i] = t
+        alive &= ~hit
+        if not alive.any():
+            break
+    return delays
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small run (~20 s)")
@@ -309,8 +386,9 @@ def main(argv: list[str] | None = None) -> None:
     n_fa5, reps5 = (100_000, 2) if q else (100_000, 100)
     fa5, cal5 = false_alarms(5, n_fa5, reps5, a.seed)
     print(f"{'driftgate cusum':28s} {5:8d} {fa5:12.2f}  {reps5} x 100k, calib {cal5:.2f}s")
-    fa30, cal30 = false_alarms(30, 100_000, 1 if q else 3, a.seed + 1)
-    print(f"{'driftgate cusum':28s} {30:8d} {fa30:12.2f}  {1 if q else 3} x 100k, "
+    reps30 = 1 if q else 10
+    fa30, cal30 = false_alarms(30, 100_000, reps30, a.seed + 1)
+    print(f"{'driftgate cusum':28s} {30:8d} {fa30:12.2f}  {reps30} x 100k, "
           f"calib {cal30:.2f}s")
     n_r = 20_000 if q else 100_000
     for name, fac, n, pp in [("river PageHinkley()", drift.PageHinkley, n_r, 30),
@@ -328,6 +406,17 @@ def main(argv: list[str] | None = None) -> None:
         md = "-" if med is None else f"{med:.0f}"
         cis = "" if ci is None else f"[{ci[0]}, {ci[1]}]"
         print(f"{det:22s} {kind:38s} {rate:6.2f} {md:>13s} {cis:>12s} {n:5d}")
+    print("\nYardstick: the best CUSUM for the shift (k = shift / 2, Gaussian data), the whole "
+          "budget of a 5-feature model\non its 10 mean charts (1e-6 false alarms per record "
+          "each), no variance, joint or prediction charts:")
+    rng = np.random.default_rng(a.seed)
+    for shift in (0.5, 1.0):
+        for n_ref, label in ((None, "population known"), (2000, "2,000-row reference")):
+            d = ideal_cusum_delays(shift, 1e-6, n_ref, 400 if q else 4000, rng)
+            hit = [v for v in d if v is not None]
+            ci = median_ci(hit)
+            print(f"  +{shift:g} sd, {label:20s} median delay {np.median(hit):5.0f} "
+                  f"[{ci[0]}, {ci[1]}]" if ci else "")
     ev, dl = labels_only(a.seed)
     print(f"\nlabels-only change (+0.5 shift of the target): drift alarms on features/prediction "
           f"= {ev}, concept drift delay = {dl}")
