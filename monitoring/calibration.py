@@ -28,7 +28,6 @@ __all__ = [
     "per_stream_rate",
     "share_rate",
     "stream_rates",
-    "bootstrap_standardizers",
     "quadrature_standardizers",
     "cramer_theta",
     "calibrate_cusum",
@@ -95,24 +94,6 @@ def stream_rates(
     """
     total = sum(weights.values())
     return {k: share_rate(expected_run_time, w, total, safety) for k, w in weights.items()}
-
-
-def bootstrap_standardizers(
-    x: np.ndarray, n_draws: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Means and standard deviations of ``n_draws`` bootstrap resamples of ``x``.
-
-    The first draw is the sample itself; the rest are resamples. Returns two arrays of shape
-    ``(n_draws,)``.
-    """
-    n = x.shape[0]
-    idx = rng.integers(0, n, size=(n_draws, n))
-    res = x[idx]
-    m = res.mean(axis=1)
-    s = res.std(axis=1, ddof=1)
-    m[0], s[0] = x.mean(), x.std(ddof=1)
-    s = np.where(s > 0, s, 1.0)
-    return m, s
 
 
 def quadrature_standardizers(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monitoring.performance import CONCEPT_DETECTORS
+
 __all__ = ["MonitorConfig", "NUMERIC_DETECTORS"]
 
 NUMERIC_DETECTORS = ("cusum", "page_hinkley", "adwin", "kswin")
@@ -90,6 +92,16 @@ class MonitorConfig:
         Size of the calibration simulation.
     seed
         Seed of every random choice (calibration, KSWIN).
+
+    Examples
+    --------
+    >>> config = MonitorConfig(expected_run_time=50_000, detector_overrides={"age": "adwin"})
+    >>> config.detector_for("age"), config.detector_for("income")
+    ('adwin', 'cusum')
+    >>> MonitorConfig(concept_detector="magic")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown concept detector 'magic'; choose one of adwin, ddm, hddm_a
     """
 
     expected_run_time: float = 100_000
@@ -119,6 +131,21 @@ class MonitorConfig:
     calibration_streams: int = 256
     calibration_steps: int = 1024
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for feature in [None, *self.detector_overrides]:
+            method = self.detector_overrides.get(feature, self.numeric_detector)
+            if method not in NUMERIC_DETECTORS:
+                where = "" if feature is None else f" for {feature!r}"
+                raise ValueError(f"unknown numeric detector {method!r}{where}; choose one of "
+                                 f"{', '.join(NUMERIC_DETECTORS)}")
+        if self.concept_detector not in CONCEPT_DETECTORS:
+            raise ValueError(f"unknown concept detector {self.concept_detector!r}; choose one "
+                             f"of {', '.join(CONCEPT_DETECTORS)}")
+        if self.expected_run_time <= 1:
+            raise ValueError("expected_run_time must be > 1")
+        if not 0 < self.false_alarm_safety <= 1:
+            raise ValueError("false_alarm_safety must be in (0, 1]")
 
     def detector_for(self, feature: str) -> str:
         """The numeric detector used for ``feature``."""

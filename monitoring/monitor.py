@@ -182,11 +182,15 @@ class ModelMonitor:
                         "page_hinkley", rate_j, cusum_threshold=max(hs),
                         delta=config.cusum_k, seed=config.seed)
             else:
-                self._river[j] = RiverDetector(self.methods[j], rate_j, seed=config.seed)
+                self._river[j] = RiverDetector(
+                    self.methods[j], rate_j, seed=config.seed,
+                    reference=(x - self.mu[j]) / self.sd[j])
         self._cusum_k = kv
         self.mv: MahalanobisScore | None = None
         if use_mv:
             self.mv = MahalanobisScore(complete)
+            # reference distribution of the score, for window statistics and hysteresis
+            self._mv_ref = NumericReference(self.mv.transform(complete))
             inc = self.mv.bootstrap_increments(
                 complete, config.multivariate_k, config.calibration_draws, rng)
             thresholds.append(calibrate_cusum(
@@ -462,17 +466,18 @@ class ModelMonitor:
             known = self._known.get(name)
             for i in range(n):
                 raw = recs[i][2] if spec is None else feats[i].get(name)
+                missing = raw is None or (isinstance(raw, float) and raw != raw)
+                v = None if missing else normalize_category(raw, is_bool)
                 if spec is not None:
-                    issue = check_value(spec, raw, known)
+                    issue = check_value(spec, raw if missing else v, known)
                     if issue is not None:
                         self.quality[name][issue] += 1
                         if self.config.quality_events:
                             emit(i, MonitorEvent("data_quality", name, "card", math.nan,
                                                  math.nan, ids[i], tss[i],
                                                  {"issue": issue, "value": _jsonable(raw)}))
-                    if raw is None:
-                        continue
-                v = normalize_category(raw, is_bool)
+                if missing:  # counted above (unless nullable); not a category
+                    continue
                 codes[i, j] = test.code(v)
                 if test.update(v):
                     kind = "prediction_drift" if name == PREDICTION else "feature_drift"
@@ -509,6 +514,10 @@ class ModelMonitor:
         out: list[MonitorEvent] = []
         for j, name in enumerate(self.num_names):
             self.window_stats[name] = self._num_refs[j].compare(self._ring_num[:m, j])
+        mv_ref = getattr(self, "_mv_ref", None)
+        if self.mv is not None and mv_ref is not None:
+            rows = self._ring_num[:m, : self.mv.p]
+            self.window_stats[MULTIVARIATE] = mv_ref.compare(self.mv.transform(rows))
         for j, name in enumerate(self.cat_names):
             c = self._ring_cat[:m, j]
             self.window_stats[name] = categorical_window_stats(

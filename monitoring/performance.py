@@ -9,17 +9,33 @@ from typing import Any
 
 from river import drift
 
-__all__ = ["PerformanceTracker"]
+__all__ = ["CONCEPT_DETECTORS", "PerformanceTracker"]
+
+#: Valid names for the concept-drift detector on the error stream.
+CONCEPT_DETECTORS: tuple[str, ...] = ("adwin", "ddm", "hddm_a")
+
+# Metrics checked against the card's baselines, in the order their events are reported.
+_CLASSIFICATION_METRICS = ("accuracy", "f1")  # absolute tolerance, lower is worse
+_REGRESSION_METRICS = ("mae", "rmse")  # relative tolerance, higher is worse
 
 
 class PerformanceTracker:
     """Rolling accuracy / macro-F1 (classification) or MAE / RMSE (regression).
 
-    An error stream (0/1 misclassification, or absolute error scaled by the reference MAE)
-    feeds a river detector (``"adwin"``, ``"ddm"`` or ``"hddm_a"``); ``update`` returns the
-    decisions as ``(kind, detector, statistic, threshold, details)`` tuples, kind being
-    ``"concept_drift"`` or ``"performance"`` (rolling metric worse than the card's by more than
-    ``tolerance``, reported once per episode).
+    An error stream feeds a river detector (one of :data:`CONCEPT_DETECTORS`: ``"adwin"``,
+    ``"ddm"`` or ``"hddm_a"``). For classification the stream is the 0/1 misclassification
+    indicator, for every detector. For regression ADWIN gets the absolute error scaled by the
+    reference MAE (``abs_error / error_scale``); DDM and HDDM_A are binary detectors, so they get
+    the 0/1 indicator ``abs_error / error_scale > 1.0`` (error above the reference MAE).
+
+    ``update`` returns the decisions as ``(kind, detector, statistic, threshold, details)``
+    tuples, kind being ``"concept_drift"`` or ``"performance"``. Every baseline the card gives
+    is checked once the window is full: ``accuracy`` and ``f1`` for classification (degraded
+    when the rolling value is below ``baseline - tolerance``) and ``mae`` and ``rmse`` for
+    regression (degraded when above ``baseline * (1 + tolerance)``). Each metric has its own
+    episode: one ``("performance", name, value, limit, {"metric": name, "baseline": base})``
+    event when it goes beyond the tolerance, re-armed once it recovers to within half the
+    tolerance. Events of one update come in the order accuracy, f1 / mae, rmse.
 
     Parameters
     ----------
@@ -34,7 +50,8 @@ class PerformanceTracker:
     tolerance
         Allowed degradation (absolute for accuracy/F1, relative for MAE/RMSE).
     detector
-        Concept-drift detector on the error stream.
+        Concept-drift detector on the error stream, one of :data:`CONCEPT_DETECTORS`;
+        anything else raises ``ValueError``.
     error_scale
         Reference MAE for regression (errors are divided by it).
 
@@ -68,7 +85,12 @@ class PerformanceTracker:
         self.window = int(window)
         self.card_metrics = dict(card_metrics or {})
         self.tolerance = tolerance
-        self.detector = detector if task == "classification" else "adwin"
+        if detector not in CONCEPT_DETECTORS:
+            raise ValueError(
+                f"unknown concept detector {detector!r}; expected one of "
+                + ", ".join(repr(d) for d in CONCEPT_DETECTORS)
+            )
+        self.detector = detector
         self.error_scale = error_scale if error_scale > 0 else 1.0
         self._reset()
 
@@ -80,7 +102,7 @@ class PerformanceTracker:
         self._fp: dict[Any, int] = {}
         self._fn: dict[Any, int] = {}
         self._n = 0
-        self._degraded = False
+        self._degraded: dict[str, bool] = {}
         self._det = self._make_detector()
 
     def _make_detector(self) -> Any:
@@ -125,7 +147,8 @@ class PerformanceTracker:
         else:
             err = abs(float(prediction) - float(label))
             sq = err * err
-            det_x = err / self.error_scale
+            scaled = err / self.error_scale
+            det_x = scaled if self.detector == "adwin" else float(scaled > 1.0)
         self._items.append((prediction, label, err))
         self._sum_err += err
         self._sum_sq += sq
@@ -147,33 +170,31 @@ class PerformanceTracker:
         if len(self._items) < self.window:
             return []
         m = self.metrics()
-        if self.task == "classification":
-            name = "accuracy"
-            base = self.card_metrics.get("accuracy")
-            if base is None:
-                return []
-            value = float(m["accuracy"] or 0.0)
-            limit = base - self.tolerance
-            bad, good = value < limit, value >= base - self.tolerance / 2
-        else:
-            name = "mae" if "mae" in self.card_metrics else "rmse"
+        classification = self.task == "classification"
+        out: list[tuple[str, str, float, float, dict]] = []
+        for name in _CLASSIFICATION_METRICS if classification else _REGRESSION_METRICS:
             base = self.card_metrics.get(name)
-            if base is None:
-                return []
-            value = float(m[name] or 0.0)
-            limit = base * (1 + self.tolerance)
-            bad, good = value > limit, value <= base * (1 + self.tolerance / 2)
-        if bad and not self._degraded:
-            self._degraded = True
-            return [("performance", name, value, limit, {"metric": name, "baseline": base})]
-        if good:
-            self._degraded = False
-        return []
+            if base is None or m[name] is None:
+                continue
+            base = float(base)
+            value = float(m[name])
+            if classification:
+                limit = base - self.tolerance
+                bad, good = value < limit, value >= base - self.tolerance / 2
+            else:
+                limit = base * (1 + self.tolerance)
+                bad, good = value > limit, value <= base * (1 + self.tolerance / 2)
+            if bad and not self._degraded.get(name, False):
+                self._degraded[name] = True
+                out.append(("performance", name, value, limit, {"metric": name, "baseline": base}))
+            elif good:
+                self._degraded[name] = False
+        return out
 
     @property
     def degraded(self) -> bool:
-        """Whether the rolling metric is currently beyond the tolerance."""
-        return self._degraded
+        """Whether any checked rolling metric is currently beyond the tolerance."""
+        return any(self._degraded.values())
 
     @property
     def labels_seen(self) -> int:

@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
@@ -45,8 +46,20 @@ def test_variance_doubling_is_caught(model5: tuple) -> None:
 def test_broken_correlation_fires_multivariate_only(model5: tuple) -> None:
     x, c = _live(2000, 13)
     x[1000:, 1] = np.random.default_rng(0).standard_normal(1000)
-    ev = _drift_events(_fresh(model5).update_many(records(x, c)))
-    assert ev[0] == ("multivariate_drift", "__multivariate__", "r1038")
+    mon = _fresh(model5)
+    ev = _drift_events(mon.update_many(records(x, c)))
+    assert ev == [("multivariate_drift", "__multivariate__", "r1038")]
+    # the joint change persists: the score's window still differs, so the episode stays open
+    assert mon.window_stats["__multivariate__"]["ks_p"] < 0.01
+    assert mon.drift["__multivariate__"].active
+
+
+def test_multivariate_episode_resolves_when_the_correlation_returns(model5: tuple) -> None:
+    x, c = _live(4000, 13)
+    x[1000:1300, 1] = np.random.default_rng(0).standard_normal(300)
+    events = _fresh(model5).update_many(records(x, c))
+    mv = [(e.kind, e.record_id) for e in events if e.feature == "__multivariate__"]
+    assert mv == [("multivariate_drift", "r1038"), ("drift_resolved", "r2999")]
 
 
 def test_categorical_shift_fires(model5: tuple) -> None:
@@ -96,6 +109,8 @@ def test_one_by_one_matches_batches(model5: tuple) -> None:
     b = [e for r in recs for e in mon.update(*r)]
     assert [(e.kind, e.feature, e.record_id) for e in a] == [
         (e.kind, e.feature, e.record_id) for e in b]
+    first = next(e for e in a if e.kind == "feature_drift")
+    assert first.feature == "x0" and int(first.record_id[1:]) >= 700
 
 
 def test_drift_resolves_with_hysteresis(model5: tuple) -> None:
@@ -126,16 +141,15 @@ def test_data_quality_events(model5: tuple) -> None:
 
 def test_labels_only_change_no_drift_but_concept_drift(model5: tuple) -> None:
     """Labels never move drift decisions; a shifted target raises concept drift."""
-    mon, plain = _fresh(model5), _fresh(model5)
+    mon = _fresh(model5)
     x, c = _live(3000, 18)
     rng = np.random.default_rng(3)
-    drift_with, drift_without, label_events = [], [], []
+    drift, label_events = [], []
     for i, r in enumerate(records(x, c)):
-        drift_with += [e.to_dict() for e in mon.update(*r) if e.kind != "data_quality"]
-        drift_without += [e.to_dict() for e in plain.update(*r) if e.kind != "data_quality"]
+        drift += [e.to_dict() for e in mon.update(*r) if e.kind in DRIFT]
         label = r[2] + 0.1 * rng.standard_normal() + (0.5 if i >= 1500 else 0.0)
         label_events += [(e.kind, i) for e in mon.update_label(r[0], r[2], label, r[3])]
-    assert drift_with == drift_without
+    assert drift == []
     concept = [i for k, i in label_events if k == "concept_drift"]
     perf = [i for k, i in label_events if k == "performance"]
     assert concept and 1500 <= concept[0] < 1600
@@ -183,3 +197,79 @@ def test_unknown_detector_rejected(model5: tuple) -> None:
     card, ref, _ = model5
     with pytest.raises(ValueError):
         ModelMonitor(card, ref, MonitorConfig(numeric_detector="magic"))
+
+
+def _flag_card() -> tuple[dict, pd.DataFrame]:
+    rng = np.random.default_rng(8)
+    ref = pd.DataFrame({"x": rng.standard_normal(1000),
+                        "flag": rng.random(1000) < 0.3,
+                        "c": rng.choice(["a", "b"], 1000)})
+    card = {"task": "regression", "class_labels": None, "metrics": {}, "features": [
+        {"name": "x", "kind": "numeric", "min": -9, "max": 9},
+        {"name": "flag", "kind": "boolean"},
+        {"name": "c", "kind": "categorical", "categories": ["a", "b"], "nullable": True}]}
+    return card, ref
+
+
+def test_boolean_strings_are_booleans_not_unseen_categories() -> None:
+    card, ref = _flag_card()
+    mon = ModelMonitor(card, ref, MonitorConfig(multivariate=False))
+    events = [e for i, v in enumerate(["true", "False", "1", True, "maybe"])
+              for e in mon.update(f"r{i}", {"x": 0.0, "flag": v, "c": "a"}, 0.0, float(i))]
+    assert [(e.record_id, e.details["issue"]) for e in events] == [("r4", "unseen_category")]
+
+
+@pytest.mark.parametrize("missing", [None, math.nan], ids=["none", "nan"])
+def test_missing_categories_are_not_a_category(missing: float | None) -> None:
+    """A nullable categorical's missing values (None or NaN) are skipped, not fed to the
+    G-test as an unseen category; a non-nullable one counts them."""
+    card, ref = _flag_card()
+    mon = ModelMonitor(card, ref, MonitorConfig(multivariate=False))
+    rng = np.random.default_rng(9)
+    recs = [(f"r{i}", {"x": float(rng.standard_normal()), "flag": bool(rng.random() < 0.3),
+                       "c": missing if i % 3 == 0 else str(rng.choice(["a", "b"]))}, 0.0, float(i))
+            for i in range(3000)]
+    assert _drift_events(mon.update_many(recs)) == []
+    assert mon.status()["data_quality"]["c"]["nan"] == 0
+    strict = {**card, "features": [*card["features"][:2],
+                                   {**card["features"][2], "nullable": False}]}
+    mon = ModelMonitor(strict, ref, MonitorConfig(multivariate=False))
+    mon.update_many(recs[:30])
+    counts = mon.status()["data_quality"]["c"]
+    assert counts["missing" if missing is None else "nan"] == 10
+    assert counts["unseen_category"] == 0
+
+
+@pytest.mark.parametrize("detector", ["page_hinkley", "adwin"])
+def test_river_detectors_fire_on_a_shift_and_hold_the_budget(detector: str) -> None:
+    rng = np.random.default_rng(4)
+    card, ref = synthetic_model(2, 2000, rng)
+    config = MonitorConfig(numeric_detector=detector, multivariate=False, seed=2)
+    mon = ModelMonitor(card, ref, config)
+    x = _draw(2000, 2, np.random.default_rng(5), True)
+    x[1000:, 0] += 1.0
+    ev = [(e.feature, e.detector, int(e.record_id[1:]))
+          for e in mon.update_many(records(x)) if e.kind in DRIFT]
+    assert ev and ev[0][:2] == ("x0", detector) and 1000 <= ev[0][2] < 1100, ev
+    mon = ModelMonitor(card, ref, config)
+    x = _draw(30_000, 2, np.random.default_rng(6), True)
+    alarms = [e for e in mon.update_many(records(x)) if e.kind in DRIFT]
+    assert len(alarms) <= 2  # budget: 0.3 expected in 30,000 records
+
+
+def test_kswin_compares_with_the_reference_and_catches_a_1sd_shift() -> None:
+    rng = np.random.default_rng(4)
+    card, ref = synthetic_model(2, 2000, rng)
+    config = MonitorConfig(numeric_detector="kswin", multivariate=False, seed=2)
+
+    def first_alarms(x: np.ndarray) -> list[tuple[str | None, int]]:
+        mon = ModelMonitor(card, ref, config)
+        return [(e.feature, int(e.record_id[1:])) for e in mon.update_many(records(x))
+                if e.kind == "feature_drift"]
+
+    x = _draw(1400, 2, np.random.default_rng(5), True)
+    early = x.copy()
+    early[:, 0] += 1.0  # drifted from the start: the window is pre-filled from the reference
+    assert first_alarms(early)[0] == ("x0", 149)
+    x[1000:, 0] += 1.0
+    assert first_alarms(x) == [("x0", 1097)]
