@@ -273,3 +273,20 @@ def test_kswin_compares_with_the_reference_and_catches_a_1sd_shift() -> None:
     assert first_alarms(early)[0] == ("x0", 149)
     x[1000:, 0] += 1.0
     assert first_alarms(x) == [("x0", 1097)]
+
+
+def test_restore_matches_uninterrupted_with_river_detectors() -> None:
+    rng = np.random.default_rng(4)
+    card, ref = synthetic_model(3, 2000, rng)
+    config = MonitorConfig(detector_overrides={"x0": "page_hinkley", "x1": "adwin",
+                                               "x2": "kswin"}, seed=3)
+    x = _draw(2400, 3, np.random.default_rng(7), True)
+    x[1200:, :] += 1.0
+    recs = records(x)
+    a, b = ModelMonitor(card, ref, config), ModelMonitor(card, ref, config)
+    ev_a = a.update_many(recs)
+    ev_b = b.update_many(recs[:1100])
+    ev_b += ModelMonitor.restore(b.snapshot()).update_many(recs[1100:])
+    got = [(e.kind, e.feature, e.detector, e.record_id) for e in ev_a]
+    assert got == [(e.kind, e.feature, e.detector, e.record_id) for e in ev_b]
+    assert {"page_hinkley", "adwin", "kswin"} <= {d for _, _, d, _ in got}
