@@ -167,14 +167,12 @@ def cmd_monitor_replay(args: argparse.Namespace) -> int:
 
     Prints the events as JSON lines; the live monitor's checkpoint is not touched.
     """
-    from monitoring import MonitorConfig
-    from service.config import get_settings
+    from service.config import get_settings, monitor_config
     from service.monitor_runner import MonitorRunner
 
     store = _store()
     since = parse_time(args.since)
-    config = MonitorConfig(expected_run_time=get_settings().expected_run_time,
-                           quality_events=False)
+    config = monitor_config(get_settings())
     runner = MonitorRunner(store, config, consumer=f"replay-{args.model}", fresh=True,
                            models={args.model}, since=since)
     total_records = total_events = 0

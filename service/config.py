@@ -23,6 +23,8 @@ import yaml
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from monitoring import MonitorConfig
+
 
 class CanaryConfig(BaseModel):
     version: str
@@ -82,6 +84,16 @@ class Settings(BaseSettings):
     expected_run_time: int = Field(
         100_000, description="Predictions per model between false drift alarms (on average)."
     )
+    numeric_detector: Literal["cusum", "page_hinkley", "adwin", "kswin"] = Field(
+        "cusum", description="Drift detector of numeric features and regression outputs."
+    )
+    detector_overrides: dict[str, Literal["cusum", "page_hinkley", "adwin", "kswin"]] = Field(
+        default_factory=dict,
+        description='Per-feature detector, JSON, e.g. {"age": "adwin"}.',
+    )
+    concept_detector: Literal["adwin", "ddm", "hddm_a"] = Field(
+        "adwin", description="Concept-drift detector on the labelled error stream."
+    )
     monitor_poll_seconds: float = Field(0.2, description="How often the monitor tails the log.")
     monitor_batch: int = Field(5_000, description="Records the monitor reads per batch.")
     checkpoint_every_seconds: float = Field(2.0, description="Checkpoint interval.")
@@ -123,3 +135,14 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def monitor_config(settings: Settings) -> MonitorConfig:
+    """The monitoring core's configuration from the service settings."""
+    return MonitorConfig(
+        expected_run_time=settings.expected_run_time,
+        numeric_detector=settings.numeric_detector,
+        detector_overrides=dict(settings.detector_overrides),
+        concept_detector=settings.concept_detector,
+        quality_events=False,
+    )

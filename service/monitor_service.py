@@ -17,8 +17,7 @@ from typing import Any
 import bentoml
 from anyio import to_thread
 
-from monitoring import MonitorConfig
-from service.config import get_settings
+from service.config import get_settings, monitor_config
 from service.metrics import monitor_metrics
 from service.monitor_runner import MonitorRunner
 from service.retraining import Retraining
@@ -38,7 +37,7 @@ class Monitor:
         self.store = open_store(settings.resolved_store_url)
         self.metrics = monitor_metrics()
         self.retraining = Retraining(self.store, settings, self.metrics)
-        config = MonitorConfig(expected_run_time=settings.expected_run_time, quality_events=False)
+        config = monitor_config(settings)
         self.runner = MonitorRunner(
             self.store, config, self.metrics,
             retrain=self.retraining.request if settings.retrain_from_events else None,

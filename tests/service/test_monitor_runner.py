@@ -140,3 +140,20 @@ def test_crash_between_step_and_checkpoint_stores_each_event_once(tmp_path, log_
     assert _identity(store.read_events("diabetes", limit=10_000)) == once
     assert once
     store.close()
+
+
+def test_detectors_chosen_by_settings(tmp_path, log_records, monkeypatch):
+    """DRIFTGATE_DETECTOR_OVERRIDES (JSON) reaches the monitor: bmi's drift is ADWIN's."""
+    from service.config import Settings, monitor_config
+
+    monkeypatch.setenv("DRIFTGATE_DETECTOR_OVERRIDES", '{"bmi": "adwin"}')
+    monkeypatch.setenv("DRIFTGATE_CONCEPT_DETECTOR", "hddm_a")
+    config = monitor_config(Settings())
+    store = open_store(str(tmp_path / "log.sqlite3"))
+    store.append(log_records)
+    runner = MonitorRunner(store, config, None, batch=250)
+    drift = [e for e in _drain(runner) if e["kind"] == "feature_drift"]
+    assert (drift[0]["feature"], drift[0]["detector"]) == ("bmi", "adwin")
+    monitor = runner.monitor_for("diabetes", log_records[0].version)
+    assert monitor is not None and monitor.performance.detector == "hddm_a"
+    store.close()
