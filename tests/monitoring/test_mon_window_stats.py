@@ -25,3 +25,18 @@ def test_window_stats_ignore_non_finite_values() -> None:
     ref = NumericReference(np.arange(100.0))
     got = ref.compare(np.array([np.nan, 1.0, 2.0, np.inf, 3.0]))
     assert got["ks"] == pytest.approx(stats.ks_2samp(np.arange(100.0), [1.0, 2.0, 3.0]).statistic)
+
+
+def test_psi_and_js_against_hand_computed_values() -> None:
+    """Deciles of the reference; a window with every value in the top decile."""
+    ref_values = np.arange(1000.0)
+    window = np.full(50, 999.0)
+    got = NumericReference(ref_values).compare(window)
+    expected = np.full(10, 0.1)
+    actual = np.array([1e-4] * 9 + [1.0])  # empty bins floored at 1e-4
+    assert got["psi"] == pytest.approx(float(np.sum((actual - expected)
+                                                    * np.log(actual / expected))), rel=1e-9)
+    m = (np.full(10, 0.1) + np.eye(10)[9]) / 2
+    kl = 0.1 * np.log2(0.1 / m[:9]).sum() + 0.1 * np.log2(0.1 / m[9])
+    js = np.sqrt((kl + np.log2(1.0 / m[9])) / 2)
+    assert got["js"] == pytest.approx(js, rel=1e-9)
