@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from river import drift
 
+from monitoring.calibration import log_arl, sampling_grid
 from monitoring.config import MonitorConfig
 from monitoring.monitor import ModelMonitor
 
@@ -304,14 +305,6 @@ def labels_only(seed: int) -> tuple[int, int | None]:
     return drift_events, delay
 
 
-def _siegmund_log_rate(h: float, drift: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """Log false-alarm rate per record of a one-sided CUSUM with threshold ``h`` on
-    ``N(drift, sd**2)`` increments (``drift < 0``), Siegmund's approximation."""
-    theta = -2.0 * drift / sd**2
-    x = theta * (h + 1.166 * sd)
-    return np.log(theta * theta / 2.0) - np.log(np.expm1(x) - x)
-
-
 def ideal_cusum_delays(
     shift: float, rate: float, n_ref: int | None, runs: int, rng: np.random.Generator
 ) -> list[int | None]:
@@ -334,16 +327,14 @@ def ideal_cusum_delays(
     if n_ref is None:
         m, sd, w = np.zeros(1), np.ones(1), np.ones(1)
     else:  # reference mean ~ N(0, 1/n), log sd ~ N(0, 1/(2n)) for Gaussian data
-        qm, wm = np.polynomial.hermite_e.hermegauss(20)
-        qs, ws = np.polynomial.hermite_e.hermegauss(6)
-        mm, ss = np.meshgrid(qm / math.sqrt(n_ref), np.exp(qs / math.sqrt(2 * n_ref)),
-                             indexing="ij")
-        m, sd, w = mm.ravel(), ss.ravel(), np.outer(wm, ws).ravel() / (wm.sum() * ws.sum())
+        m, sd, w = sampling_grid(0.0, 1.0 / math.sqrt(n_ref), 1.0,
+                                 1.0 / math.sqrt(2 * n_ref), 20, 6)
     # live z = (x - m) / sd with x ~ N(0, 1): increments z - k ~ N(-m/sd - k, 1/sd**2)
     drift_in, sd_in = -m / sd - k, 1.0 / sd
+    theta = -2.0 * drift_in / sd_in**2
 
     def log_avg_rate(h: float) -> float:
-        lr = _siegmund_log_rate(h, drift_in, sd_in)
+        lr = -log_arl(theta, h + 1.166 * sd_in)
         return float(np.log(np.sum(w * np.exp(lr - lr.max()))) + lr.max())
 
     lo, hi = 0.0, 200.0

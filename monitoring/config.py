@@ -133,10 +133,9 @@ class MonitorConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for feature in [None, *self.detector_overrides]:
-            method = self.detector_overrides.get(feature, self.numeric_detector)
+        for where, method in [("", self.numeric_detector),
+                              *((f" for {f!r}", m) for f, m in self.detector_overrides.items())]:
             if method not in NUMERIC_DETECTORS:
-                where = "" if feature is None else f" for {feature!r}"
                 raise ValueError(f"unknown numeric detector {method!r}{where}; choose one of "
                                  f"{', '.join(NUMERIC_DETECTORS)}")
         if self.concept_detector not in CONCEPT_DETECTORS:
@@ -148,8 +147,5 @@ class MonitorConfig:
             raise ValueError("false_alarm_safety must be in (0, 1]")
 
     def detector_for(self, feature: str) -> str:
-        """The numeric detector used for ``feature``."""
-        method = self.detector_overrides.get(feature, self.numeric_detector)
-        if method not in NUMERIC_DETECTORS:
-            raise ValueError(f"unknown numeric detector {method!r} for {feature!r}")
-        return method
+        """The numeric detector used for ``feature`` (validated at construction)."""
+        return self.detector_overrides.get(feature, self.numeric_detector)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitoring import MonitorConfig
@@ -84,14 +84,14 @@ class Settings(BaseSettings):
     expected_run_time: int = Field(
         100_000, description="Predictions per model between false drift alarms (on average)."
     )
-    numeric_detector: Literal["cusum", "page_hinkley", "adwin", "kswin"] = Field(
+    numeric_detector: str = Field(
         "cusum", description="Drift detector of numeric features and regression outputs."
     )
-    detector_overrides: dict[str, Literal["cusum", "page_hinkley", "adwin", "kswin"]] = Field(
+    detector_overrides: dict[str, str] = Field(
         default_factory=dict,
         description='Per-feature detector, JSON, e.g. {"age": "adwin"}.',
     )
-    concept_detector: Literal["adwin", "ddm", "hddm_a"] = Field(
+    concept_detector: str = Field(
         "adwin", description="Concept-drift detector on the labelled error stream."
     )
     monitor_poll_seconds: float = Field(0.2, description="How often the monitor tails the log.")
@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://localhost:3000", description="Base URL put into webhook payloads."
     )
+
+    @model_validator(mode="after")
+    def _monitor_settings_valid(self) -> Settings:
+        monitor_config(self)  # the monitoring core validates detector names and budget
+        return self
 
     @field_validator("data_dir", "config_file")
     @classmethod
