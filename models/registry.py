@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -213,5 +214,10 @@ def get_model(name: str, version: str | None = None) -> RegisteredModel:
     raise RegistryError(f"model {name!r} has no version {version!r}")
 
 
+_MODEL_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?", re.ASCII)
+
+
 def _valid_name(name: str) -> bool:
-    return bool(name) and all(c.isalnum() or c in "-_." for c in name) and name.islower()
+    """A name BentoML accepts as a model tag: lowercase ASCII alphanumerics, ``-``, ``_``,
+    ``.`` inside, at most 63 characters."""
+    return _MODEL_NAME.fullmatch(name) is not None

@@ -22,6 +22,10 @@ from service.webhooks.payload import alert_evidence
 __all__ = ["AlertReceiver", "validate_payload"]
 
 ERROR_TYPE = "invalid_alert_payload"
+MAX_ALERTS = 1_000
+"""Most alerts one payload may carry; set ``max_alerts`` in Alertmanager's webhook config
+(it then sends the first ones and counts the rest in ``truncatedAlerts``)."""
+ALERT_KEY_PREFIX = "alert:"
 _STATUSES = ("firing", "resolved")
 
 
@@ -39,6 +43,9 @@ def validate_payload(body: Any) -> list[dict[str, Any]]:
     alerts = body.get("alerts")
     if not isinstance(alerts, list):
         raise _invalid("'alerts' must be a list")
+    if len(alerts) > MAX_ALERTS:
+        raise APIError(413, "too_many_alerts", f"at most {MAX_ALERTS} alerts per payload; "
+                       "set max_alerts in Alertmanager's webhook_config", {"alerts": len(alerts)})
     for i, alert in enumerate(alerts):
         if not isinstance(alert, Mapping):
             raise _invalid("each alert must be an object", {"index": i})
@@ -58,7 +65,7 @@ def validate_payload(body: Any) -> list[dict[str, Any]]:
 
 
 def dedupe_key(alert: Mapping[str, Any]) -> str:
-    return f"alert:{alert['fingerprint']}:{alert.get('startsAt') or ''}"
+    return f"{ALERT_KEY_PREFIX}{alert['fingerprint']}:{alert.get('startsAt') or ''}"
 
 
 class AlertReceiver:

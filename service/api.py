@@ -11,7 +11,11 @@ from typing import Any
 from anyio import to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from models.registry import list_models
 from service.api_context import context, require_store
@@ -25,7 +29,9 @@ from service.http import (
     read_json,
     request_id,
 )
+from service.request_metrics import BENTOML_PATHS
 from service.store.base import Store
+from service.times import parse_time
 from service.v2 import router as v2_router
 
 
@@ -156,11 +162,18 @@ def _read_status(store: Store, names: list[str]) -> dict[str, Any]:
 @app.get("/monitoring/events", summary="Drift, performance and data-quality events")
 async def monitoring_events(
     model: str | None = Query(None),
-    since: float | None = Query(None, description="Unix seconds; events at or after."),
+    since: str | None = Query(
+        None, description="Events at or after: unix seconds or ISO 8601 (UTC if no zone).",
+        examples=["2026-11-01T00:00:00Z", "1761955200"],
+    ),
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> JSONResponse:
     store = require_store(context())
-    events = await to_thread.run_sync(lambda: store.read_events(model, since, limit))
+    try:
+        start = parse_time(since)
+    except ValueError as exc:
+        raise APIError(422, "invalid_request", str(exc), {"parameter": "since"}) from None
+    events = await to_thread.run_sync(lambda: store.read_events(model, start, limit))
     return JSONResponse({"events": events})
 
 
@@ -174,7 +187,9 @@ async def alertmanager(request: Request) -> JSONResponse:
     try:
         body = await read_json(request, ctx.settings.max_body_bytes)
     except APIError as error:
-        raise APIError(error.status, "invalid_alert_payload", error.message) from None
+        if error.status != 400:
+            raise
+        raise APIError(400, "invalid_alert_payload", error.message) from None
     try:
         result = await to_thread.run_sync(ctx.alerts.receive, body)
     except APIError:
@@ -185,3 +200,34 @@ async def alertmanager(request: Request) -> JSONResponse:
 
 
 app.include_router(v2_router)
+
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+BENTOML_PREFIXES = ("/static_content/", "/assets/")
+
+
+class NoRoute(APIRoute):
+    """Matches every path BentoML does not serve itself (BentoML adds ``/docs.json``, ``/``
+    and its static files after the mounted apps, so those must stay unmatched here)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if path in BENTOML_PATHS or path.startswith(BENTOML_PREFIXES):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+async def no_route(request: Request) -> JSONResponse:
+    """Declared last: an unknown path is a JSON 404, a known one with another method 405."""
+    allowed = sorted({
+        method
+        for route in app.routes
+        if not isinstance(route, NoRoute) and route.matches(request.scope)[0] == Match.PARTIAL
+        for method in getattr(route, "methods", ())
+    })
+    if allowed:
+        raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
+    raise StarletteHTTPException(404, f"no endpoint at {request.url.path}")
+
+
+app.router.add_api_route("/{path:path}", no_route, methods=ANY_METHOD, include_in_schema=False,
+                         route_class_override=NoRoute)

@@ -17,29 +17,17 @@ import argparse
 import json
 import pickle
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+
+from service.times import parse_time
 
 
 def _read_table(path: str) -> pd.DataFrame:
     if path.endswith(".parquet"):
         return pd.read_parquet(path)
     return pd.read_csv(path)
-
-
-def parse_time(text: str | None) -> float | None:
-    """Unix seconds from a number or an ISO 8601 date/time (UTC if no zone is given)."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
 
 
 def _print(data: Any) -> None:

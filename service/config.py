@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     monitor_batch: int = Field(5_000, description="Records the monitor reads per batch.")
     checkpoint_every_seconds: float = Field(2.0, description="Checkpoint interval.")
     retention_days: float | None = Field(None, description="Prune log records older than this.")
+    alert_retention_days: float = Field(
+        30.0, gt=0, description="Forget received Alertmanager alerts (their dedupe records) "
+        "after this many days.",
+    )
     webhook_max_attempts: int = Field(8, description="Attempts before a dead letter.")
     webhook_backoff_seconds: float = Field(1.0, description="First retry delay (doubles).")
     webhook_max_backoff_seconds: float = Field(300.0, description="Longest retry delay.")

@@ -9,13 +9,14 @@ CPU at one row per request (py-spy under wrk load). The handler is the same func
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from service import api, api_context
 from service.errors import APIError
-from service.http import error_response, internal_error
+from service.http import error_response, http_error, internal_error
 
 
 async def predict(request: Request) -> Response:
@@ -29,4 +30,12 @@ async def predict(request: Request) -> Response:
         return error_response(error)
 
 
-app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return http_error(exc)
+
+
+app = Starlette(
+    routes=[Route("/predict", predict, methods=["POST"])],
+    exception_handlers={HTTPException: _http_error},
+)

@@ -33,12 +33,23 @@ class FeedbackRequest(BaseModel):
     items: list[FeedbackItem] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
-def _label_problem(label: Any, card: ModelCard | None) -> str | None:
+def normalise_label(label: Any, card: ModelCard | None) -> Any:
+    """The label as stored: one of the card's classes for classifiers, a float for
+    regressors (so every store keeps the same value); ValueError says what is wrong."""
     classes = card.class_labels if card is not None and card.task == "classification" else None
     if classes is not None:
-        return None if label in classes else f"label must be one of {classes}"
-    ok = isinstance(label, int | float) and not isinstance(label, bool) and math.isfinite(label)
-    return None if ok else "label must be a finite number"
+        for known in classes:
+            if known == label and isinstance(known, bool) == isinstance(label, bool):
+                return known
+        raise ValueError(f"label must be one of {classes}")
+    if isinstance(label, int | float) and not isinstance(label, bool):
+        try:
+            value = float(label)
+        except OverflowError:
+            value = math.inf
+        if math.isfinite(value):
+            return value
+    raise ValueError("label must be a finite number")
 
 
 def _apply(
@@ -47,18 +58,21 @@ def _apply(
     ids = [item.id for item in payload.items]
     known = {record.id: record for record in store.get(ids)}
     problems = []
+    labels: dict[int, Any] = {}
     for index, item in enumerate(payload.items):
         record = known.get(item.id)
         if record is None:
             continue
-        problem = _label_problem(item.label, router.card_of(record.model, record.version))
-        if problem:
-            problems.append({"item": index, "id": item.id, "message": problem})
+        try:
+            card = router.card_of(record.model, record.version)
+            labels[index] = normalise_label(item.label, card)
+        except ValueError as exc:
+            problems.append({"item": index, "id": item.id, "message": str(exc)})
     if problems:
         model = known[problems[0]["id"]].model
         raise APIError(422, "invalid_label", problems[0]["message"], {"problems": problems},
                        model=model)
-    pairs = [(item.id, item.label) for item in payload.items if item.id in known]
+    pairs = [(payload.items[index].id, label) for index, label in labels.items()]
     result = store.add_labels(pairs, time.time()) if pairs else None
     per_model: dict[str, int] = {}
     for record_id, _ in pairs:

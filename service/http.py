@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import APIError
 
@@ -32,21 +35,113 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
-    """The request's JSON body; 413 when larger than ``max_bytes``, 400 when malformed."""
+    """The request's JSON body; 415 unless sent as JSON, 413 when larger than ``max_bytes``,
+    400 when malformed."""
+    require_content_type(request, JSON_TYPES)
     return parse_json(await read_body(request, max_bytes))
 
 
+JSON_TYPES = frozenset({"application/json"})
+
+
+def require_content_type(
+    request: Request, accepted: frozenset[str], allow_missing: bool = False
+) -> None:
+    """415 ``unsupported_media_type`` unless the body is declared as one of ``accepted``
+    (or ``application/*+json``). Browsers send ``text/plain`` and form bodies cross-site
+    without a CORS preflight; refusing them stops cross-site request forgery."""
+    declared = request.headers.get("content-type")
+    if declared is None and allow_missing:
+        return
+    media = (declared or "").split(";", 1)[0].strip().lower()
+    if media in accepted or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise APIError(
+        415, "unsupported_media_type",
+        f"send the body as one of {sorted(accepted)}, not {declared or 'no content type'}",
+    )
+
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a request body may have (v2 tensors need about 6)."""
+
+_OPENERS = np.zeros(256, dtype=np.int8)
+_OPENERS[[ord("["), ord("{")]] = 1
+_OPENERS[[ord("]"), ord("}")]] = -1
+
+
 def parse_json(raw: bytes) -> Any:
-    """Parse a JSON body; 400 ``malformed_json`` if it is not JSON."""
+    """Parse a JSON body; 400 ``malformed_json`` if it is not JSON or nested deeper than
+    :data:`MAX_JSON_DEPTH`, 422 ``invalid_string`` if a string holds NUL or a lone surrogate
+    (no store keeps either, and no model should see them)."""
+    deep = _bracket_depth_bound(raw) > MAX_JSON_DEPTH
+    strict = True
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        pass  # maybe NaN/Infinity literals (Python's json writes them): validation decides
+        strict = False  # NaN/Infinity literals (Python's json writes them), lone surrogates
+        value = _python_loads(raw)
+    if deep and _depth_exceeds(value, MAX_JSON_DEPTH):
+        raise APIError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if not strict or b"\\u0000" in raw:
+        check_strings(value)
+    return value
+
+
+def _python_loads(raw: bytes) -> Any:
     try:
         return json.loads(raw)
+    except RecursionError:
+        message = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+        raise APIError(400, "malformed_json", message) from None
     except (ValueError, UnicodeDecodeError) as exc:
         message = f"the request body is not valid JSON: {exc}"
         raise APIError(400, "malformed_json", message) from None
+
+
+def _bracket_depth_bound(raw: bytes) -> int:
+    """An upper bound of the nesting depth (brackets inside strings count too), in C speed."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return MAX_JSON_DEPTH
+    steps = _OPENERS[np.frombuffer(raw, dtype=np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def check_strings(value: Any) -> None:
+    """422 ``invalid_string`` if any string or key in ``value`` holds NUL or a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_string(item)
+        elif isinstance(item, dict):
+            for key in item:
+                _check_string(key)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _check_string(text: str) -> None:
+    if "\x00" in text:
+        raise APIError(422, "invalid_string", "strings may not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise APIError(
+            422, "invalid_string", "a string holds a lone UTF-16 surrogate, not a character"
+        ) from None
 
 
 def parse_as(model: type[M], body: Any) -> M:
@@ -63,8 +158,17 @@ def parse_as(model: type[M], body: Any) -> M:
         ) from None
 
 
+MAX_REQUEST_ID = 128
+_REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID}}}", re.ASCII)
+
+
 def request_id(request: Request) -> str:
-    return request.headers.get("x-request-id") or uuid.uuid4().hex
+    """The client's ``X-Request-Id`` when it is 1-128 printable ASCII characters, else a new
+    one: it is stored on every row of the request, so its size must not multiply them."""
+    given = request.headers.get("x-request-id")
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
 
 
 def current_trace_id() -> str | None:
@@ -80,34 +184,62 @@ class FastJSONResponse(JSONResponse):
 
 
 def internal_error(exc: Exception) -> APIError:
-    """A bug: logged with its traceback, answered as JSON (never as a plain-text 500)."""
-    log.error("unexpected error", exc_info=exc)
-    return APIError(500, "internal_error", f"unexpected error: {exc!r}")
+    """A bug: logged with its traceback under an id, answered as JSON without internals."""
+    incident = uuid.uuid4().hex[:12]
+    log.error("unexpected error %s", incident, exc_info=exc)
+    return APIError(500, "internal_error", f"unexpected error, logged as {incident}")
 
 
-def error_response(error: APIError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status)
+def error_response(
+    error: APIError, headers: dict[str, str] | None = None, v2: bool = False
+) -> JSONResponse:
+    """DESIGN.md's error body; on the v2 routes the Open Inference Protocol's
+    ``{"error": message}``, with the type and details beside it."""
+    body = error.body()
+    if v2:
+        body = {"error": error.message, "type": error.type, "details": error.details}
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+def is_v2(request: Request) -> bool:
+    path = request.url.path
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def http_error(exc: StarletteHTTPException, v2: bool = False) -> JSONResponse:
+    """Starlette's own 404/405/... as the JSON error body (with its ``Allow`` header)."""
+    kind = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
+    return error_response(APIError(exc.status_code, kind, str(exc.detail)), exc.headers, v2)
+
+
+HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every client error, including FastAPI's own body validation, as DESIGN.md says."""
+    """Render every client error, including FastAPI's own body validation, as DESIGN.md says
+    (and as the Open Inference Protocol says on ``/v2``)."""
 
     @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc, v2=is_v2(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return http_error(exc, is_v2(request))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(internal_error(exc))
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(internal_error(exc), v2=is_v2(request))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            return error_response(APIError(400, "malformed_json", "the body is not valid JSON"))
+            error = APIError(400, "malformed_json", "the body is not valid JSON")
+            return error_response(error, v2=is_v2(request))
         problems = [
             {"loc": list(e.get("loc", ())), "type": e.get("type"), "message": e.get("msg")}
             for e in exc.errors()
         ]
         error = APIError(422, "invalid_request", "the request does not match the schema",
                          {"problems": problems})
-        return error_response(error)
+        return error_response(error, v2=is_v2(request))

@@ -17,6 +17,7 @@ from typing import Any
 import bentoml
 from anyio import to_thread
 
+from service.alerts import ALERT_KEY_PREFIX
 from service.config import get_settings, monitor_config
 from service.metrics import monitor_metrics
 from service.monitor_runner import MonitorRunner
@@ -62,7 +63,7 @@ class Monitor:
                 if now - last_checkpoint >= self.settings.checkpoint_every_seconds:
                     await to_thread.run_sync(self.runner.checkpoint)
                     last_checkpoint = now
-                if self.settings.retention_days and now - last_prune > 3600:
+                if now - last_prune > 3600:
                     await to_thread.run_sync(self._prune)
                     last_prune = now
             except Exception:  # keep monitoring: replay from the last checkpoint
@@ -75,6 +76,11 @@ class Monitor:
                     await asyncio.wait_for(self._stop.wait(), self.settings.monitor_poll_seconds)
 
     def _prune(self) -> None:
+        horizon = time.time() - self.settings.alert_retention_days * 86400.0
+        forgotten = self.store.kv_prune(ALERT_KEY_PREFIX, horizon)
+        log.info("forgot %d Alertmanager alerts", forgotten)
+        if not self.settings.retention_days:
+            return
         pruned = self.store.prune(
             self.settings.retention_days * 86400.0,
             self.store.min_checkpoint_offset() or 0,

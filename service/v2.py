@@ -17,7 +17,14 @@ from fastapi.responses import JSONResponse, Response
 
 from service import api_context
 from service.errors import APIError, bad_request, invalid
-from service.http import FastJSONResponse, current_trace_id, parse_json, read_body, request_id
+from service.http import (
+    FastJSONResponse,
+    current_trace_id,
+    parse_json,
+    read_body,
+    request_id,
+    require_content_type,
+)
 from service.runtime import LoadedModel
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
@@ -146,7 +153,12 @@ async def _infer(name: str, version: str | None, request: Request) -> Response:
     return FastJSONResponse(response)
 
 
+INFER_TYPES = frozenset({"application/json", "application/octet-stream"})
+
+
 async def _read_infer_body(request: Request, max_bytes: int) -> dict[str, Any]:
+    # tritonclient sends no Content-Type; browsers send one on every cross-site form post
+    require_content_type(request, INFER_TYPES, allow_missing=True)
     raw = await read_body(request, max_bytes)
     header_length = request.headers.get("inference-header-content-length")
     binary = b""
@@ -191,7 +203,10 @@ def _decode_binary(datatype: Any, chunk: bytes) -> list[Any]:
             i += 4 + length
         return values
     if datatype == "BOOL":
-        return np.frombuffer(chunk, dtype=np.bool_).tolist()
+        raw = np.frombuffer(chunk, dtype=np.uint8)
+        if (raw > 1).any():
+            raise ValueError("BOOL bytes must be 0 or 1")
+        return raw.astype(bool).tolist()
     if datatype not in NUMERIC_TYPES:
         raise invalid("wrong_datatype", f"unsupported datatype {datatype!r}")
     return np.frombuffer(chunk, dtype=NUMERIC_TYPES[datatype]).tolist()
@@ -223,7 +238,7 @@ def tensors_to_rows(model: LoadedModel, body: dict[str, Any]) -> list[dict[str, 
                 f"input {name!r} has datatype {tensor['datatype']}, expected "
                 f"{sorted(KIND_TYPES[spec.kind])}",
             )
-        data = _flat(tensor["data"])
+        data = coerce(name, tensor["datatype"], _flat(tensor["data"]))
         shape = tensor["shape"]
         if not _is_shape(shape) or shape[0] != len(data) or any(d != 1 for d in shape[1:]):
             raise invalid("wrong_shape", f"input {name!r}: shape {shape} does not match its data")
@@ -246,7 +261,7 @@ def _matrix_rows(model: LoadedModel, tensor: dict[str, Any]) -> list[dict[str, A
                       "per feature for models with categorical or boolean features")
     if tensor["datatype"] not in NUMERIC_TYPES:
         raise invalid("wrong_datatype", f"datatype {tensor['datatype']} is not numeric")
-    data = _flat(tensor["data"])
+    data = coerce(tensor["name"], tensor["datatype"], _flat(tensor["data"]))
     if not _is_shape(shape) or len(shape) != 2 or shape[1] != len(names) \
             or shape[0] * shape[1] != len(data):
         raise invalid(
@@ -255,6 +270,42 @@ def _matrix_rows(model: LoadedModel, tensor: dict[str, Any]) -> list[dict[str, A
     width = len(names)
     return [dict(zip(names, data[i * width : (i + 1) * width], strict=True))
             for i in range(shape[0])]
+
+
+def coerce(name: str, datatype: str, data: list[Any]) -> list[Any]:
+    """Tensor data as its datatype says: integers for INT*/UINT* (within range), values
+    rounded to the precision of FP16/FP32, ``true``/``false`` for BOOL; 422 otherwise.
+
+    >>> coerce("x", "FP32", [0.1, None])
+    [0.10000000149011612, None]
+    >>> coerce("x", "INT8", [1, 300])
+    Traceback (most recent call last):
+    ...
+    service.errors.APIError: input 'x': INT8 data must be integers in [-128, 127]
+    """
+    if datatype == "BOOL":
+        if not all(type(v) is bool or v is None for v in data):
+            raise invalid("wrong_datatype", f"input {name!r}: BOOL data must be true or false")
+        return data
+    if datatype not in NUMERIC_TYPES:
+        return data  # BYTES: the card's validation checks the strings
+    dtype = NUMERIC_TYPES[datatype]
+    if datatype.startswith(("INT", "UINT")):
+        info = np.iinfo(dtype)
+        if not all(v is None or (type(v) is int and info.min <= v <= info.max) for v in data):
+            raise invalid("wrong_datatype",
+                          f"input {name!r}: {datatype} data must be integers in "
+                          f"[{info.min}, {info.max}]")  # fmt: skip
+        return data
+    if not all(v is None or type(v) in (int, float) for v in data):
+        raise invalid("wrong_datatype", f"input {name!r}: {datatype} data must be numbers")
+    if datatype == "FP64":
+        return data
+    try:
+        with np.errstate(over="ignore"):  # beyond FP16/FP32 range: inf, rejected later
+            return [None if v is None else float(dtype(v)) for v in data]
+    except OverflowError:
+        raise invalid("infinite_value", f"input {name!r}: a value exceeds {datatype}") from None
 
 
 def _is_shape(shape: Any) -> bool:

@@ -132,5 +132,8 @@ class Store(Protocol):
     def kv_set(self, key: str, value: Any) -> None:
         """Set (upsert) a JSON value in the key-value table."""
 
+    def kv_prune(self, prefix: str, updated_before: float) -> int:
+        """Delete keys starting with ``prefix`` last set before ``updated_before`` (unix s)."""
+
     def close(self) -> None:
         """Close all connections."""

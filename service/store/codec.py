@@ -3,6 +3,7 @@ floats become null (jsonb and strict JSON readers reject NaN)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -26,7 +27,13 @@ def dumps(obj: Any) -> str | None:
     infinities as null."""
     if obj is None:
         return None
-    return orjson.dumps(obj, default=_default, option=_OPTIONS).decode()
+    try:
+        return orjson.dumps(obj, default=_default, option=_OPTIONS).decode()
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        # jsonb gives floats beyond 2**64 back as integers; orjson has no bigints
+        return json.dumps(obj, default=_default, separators=(",", ":"))
 
 
 def loads(text: str | bytes | None) -> Any:

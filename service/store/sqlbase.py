@@ -481,6 +481,15 @@ class SqlStoreBase:
                 (key, codec.dumps(value), time.time()),
             )
 
+    def kv_prune(self, prefix: str, updated_before: float) -> int:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._write() as cur:
+            cur.execute(
+                self._q("DELETE FROM kv WHERE key LIKE ? ESCAPE '\\' AND updated_at < ?"),
+                (pattern, updated_before),
+            )
+            return int(cur.rowcount or 0)
+
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)

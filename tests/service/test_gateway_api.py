@@ -65,6 +65,15 @@ def _error(response, status: int, type_: str) -> dict:
     return error
 
 
+def _v2_error(response, status: int, type_: str) -> dict:
+    """The Open Inference Protocol's error body: ``{"error": message}`` (+ type, details)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert body["type"] == type_
+    return body
+
+
 def _error_count(client, model: str, reason: str) -> float:
     from prometheus_client import REGISTRY
 
@@ -151,7 +160,8 @@ def test_malformed_json_and_oversized_body(client):
     _error(client.post("/predict", content=b'{"model": ', headers={"content-type":
            "application/json"}), 400, "malformed_json")
     big = b'{"model": "diabetes", "inputs": [' + b" " * (5 * 1024 * 1024) + b"]}"
-    _error(client.post("/predict", content=big), 413, "body_too_large")
+    _error(client.post("/predict", content=big, headers={"content-type": "application/json"}),
+           413, "body_too_large")
 
 
 def test_bad_row_rejects_whole_request_and_lists_every_problem(client):
@@ -227,9 +237,9 @@ def test_v2_malformed_binary_tensors_are_4xx(client, params, payload, type_):
     header = json.dumps({"inputs": [tensor]}).encode()
     response = client.post("/v2/models/diabetes/infer", content=header + payload,
                            headers={"inference-header-content-length": str(len(header))})
-    _error(response, 422, type_)
+    _v2_error(response, 422, type_)
 
 
 def test_v2_tensor_name_must_be_a_string(client):
     body = {"inputs": [{"name": ["x"], "shape": [1], "datatype": "FP64", "data": [1.0]}]}
-    _error(client.post("/v2/models/diabetes/infer", json=body), 422, "invalid_tensor")
+    _v2_error(client.post("/v2/models/diabetes/infer", json=body), 422, "invalid_tensor")

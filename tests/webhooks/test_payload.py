@@ -8,8 +8,8 @@ import shlex
 
 import pytest
 
-from service.cli import parse_time
 from service.store import Store
+from service.times import parse_time
 from service.webhooks.payload import (
     EVENT_TYPE,
     alert_evidence,
