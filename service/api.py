@@ -6,6 +6,7 @@ through :func:`context`. Errors are rendered by :mod:`service.http`.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from anyio import to_thread
@@ -23,6 +24,7 @@ from service.errors import APIError, not_found
 from service.feedback import FeedbackRequest, apply_feedback
 from service.http import (
     FastJSONResponse,
+    GuardedRoute,
     current_trace_id,
     install_error_handlers,
     parse_as,
@@ -33,6 +35,8 @@ from service.request_metrics import BENTOML_PATHS
 from service.store.base import Store
 from service.times import parse_time
 from service.v2 import router as v2_router
+
+log = logging.getLogger(__name__)
 
 
 class PredictRequest(BaseModel):
@@ -66,6 +70,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 app = FastAPI(title="driftgate", version="0.1.0", openapi_url=None, docs_url=None)
+app.router.route_class = GuardedRoute
 install_error_handlers(app)
 
 
@@ -195,7 +200,8 @@ async def alertmanager(request: Request) -> JSONResponse:
     except APIError:
         raise
     except Exception as exc:  # transient (store) failure: 503 makes Alertmanager retry
-        raise APIError(503, "unavailable", f"could not record the alerts: {exc}") from exc
+        log.warning("could not record alerts: %r", exc)
+        raise APIError(503, "store_unavailable", "could not record the alerts; retry") from exc
     return JSONResponse(result)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from dataclasses import dataclass
 
 from service.alerts import AlertReceiver
@@ -15,6 +18,8 @@ from service.store.factory import open_store
 from service.store.writer import GroupCommitWriter
 from service.webhooks.outbox import RetrainRequests
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class GatewayContext:
@@ -23,6 +28,24 @@ class GatewayContext:
     store: Store | None
     writer: GroupCommitWriter | None = None
     alerts: AlertReceiver | None = None  # needs the store
+    _ready: tuple[float, bool] = (-math.inf, False)  # (checked at, answer)
+
+    def ready(self, max_age: float = 1.0) -> bool:
+        """True while the store answers (checked at most once per ``max_age`` seconds):
+        a gateway whose every prediction would fail with 503 is not ready. Blocking."""
+        checked_at, answer = self._ready
+        now = time.monotonic()
+        if now - checked_at < max_age:
+            return answer
+        answer = True
+        if self.store is not None:
+            try:
+                self.store.ping()
+            except Exception as exc:
+                log.warning("not ready: the store does not answer: %r", exc)
+                answer = False
+        self._ready = (now, answer)
+        return answer
 
     async def close(self) -> None:
         if self.writer is not None:

@@ -6,6 +6,7 @@ runs the shadow, hands every record to the sink (the prediction log) and counts 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from typing import Any, Protocol
@@ -18,6 +19,8 @@ from service.routing import SHADOW, Route, Router
 from service.runtime import LoadedModel, Prediction
 from service.store.records import PredictionRecord, new_prediction_ids
 from service.validation import ValidatedBatch
+
+log = logging.getLogger(__name__)
 
 
 class RecordSink(Protocol):
@@ -119,7 +122,9 @@ class GatewayCore:
             try:
                 await self.sink.submit(records)
             except Exception as exc:  # not logged means not served: the client may retry
-                error = APIError(503, "log_unavailable", f"the prediction log failed: {exc!r}")
+                log.warning("prediction log unavailable: %r", exc)
+                error = APIError(503, "log_unavailable",
+                                 "the prediction log is unavailable: nothing was served, retry")
                 self.count_error(error, name)
                 raise error from exc
         self._count(model, route.arm, batch, result.values)  # served: answered with a 2xx

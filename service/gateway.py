@@ -47,6 +47,11 @@ class Gateway:
         if self.context.settings.tail_latency_fix:
             freeze_startup_objects()
 
+    def __is_ready__(self) -> bool:
+        """``/readyz``: not ready while the store does not answer (BentoML runs this in a
+        thread)."""
+        return self.context.ready()
+
     @bentoml.on_shutdown
     async def close(self) -> None:
         await self.context.close()

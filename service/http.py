@@ -6,18 +6,21 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import APIError
+from service.store.errors import is_store_unavailable
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -184,7 +187,11 @@ class FastJSONResponse(JSONResponse):
 
 
 def internal_error(exc: Exception) -> APIError:
-    """A bug: logged with its traceback under an id, answered as JSON without internals."""
+    """A bug: logged with its traceback under an id, answered as JSON without internals.
+    An unreachable store is not a bug: 503 ``store_unavailable`` (retry later)."""
+    if is_store_unavailable(exc):
+        log.warning("store unavailable: %r", exc)
+        return APIError(503, "store_unavailable", "the store is unavailable; retry later")
     incident = uuid.uuid4().hex[:12]
     log.error("unexpected error %s", incident, exc_info=exc)
     return APIError(500, "internal_error", f"unexpected error, logged as {incident}")
@@ -213,6 +220,27 @@ def http_error(exc: StarletteHTTPException, v2: bool = False) -> JSONResponse:
 
 
 HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
+
+
+class GuardedRoute(APIRoute):
+    """A route whose unexpected exceptions become an :class:`APIError` inside the handler.
+
+    Starlette's server-error middleware answers an exception that escapes the app and then
+    re-raises it, so the server drops the keep-alive connection: a client retrying on it
+    after a 503 got "connection reset". Here the exception never escapes."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (APIError, StarletteHTTPException, RequestValidationError):
+                raise
+            except Exception as exc:
+                raise internal_error(exc) from exc
+
+        return guarded
 
 
 def install_error_handlers(app: FastAPI) -> None:

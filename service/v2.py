@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -19,6 +20,7 @@ from service import api_context
 from service.errors import APIError, bad_request, invalid
 from service.http import (
     FastJSONResponse,
+    GuardedRoute,
     current_trace_id,
     parse_json,
     read_body,
@@ -27,7 +29,7 @@ from service.http import (
 )
 from service.runtime import LoadedModel
 
-router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
+router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"], route_class=GuardedRoute)
 
 NUMERIC_TYPES = {
     "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
@@ -52,7 +54,9 @@ async def live() -> JSONResponse:
 
 @router.get("/health/ready", summary="Server readiness")
 async def ready() -> JSONResponse:
-    api_context.context()
+    ctx = api_context.context()
+    if not await to_thread.run_sync(ctx.ready):
+        raise APIError(503, "not_ready", "the store does not answer")
     return JSONResponse({"ready": True})
 
 

@@ -126,6 +126,9 @@ class Store(Protocol):
     def outbox_pending_count(self) -> int:
         """Number of pending items."""
 
+    def ping(self) -> None:
+        """Raise unless the store answers a trivial query now."""
+
     def kv_get(self, key: str) -> Any:
         """A JSON value from the key-value table, or None."""
 

@@ -127,13 +127,20 @@ _TAKE = (
 )
 
 
+# A store that does not answer must fail fast (503 and readiness), not hang a request;
+# a DSN's own connect_timeout wins.
+def _connect_defaults(dsn: str) -> dict[str, int]:
+    return {} if "connect_timeout" in dsn else {"connect_timeout": 5}
+
+
 class PostgresStore(SqlStoreBase):
     """Prediction log in PostgreSQL, selected by a ``postgresql://`` DSN."""
 
     def __init__(self, dsn: str, max_idle: int = 4) -> None:
         self.url = dsn
+        defaults = _connect_defaults(dsn)
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            lambda: psycopg.connect(dsn, autocommit=True), max_idle=max_idle
+            lambda: psycopg.connect(dsn, autocommit=True, **defaults), max_idle=max_idle
         )
         self._init_schema()
 

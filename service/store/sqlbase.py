@@ -466,6 +466,10 @@ class SqlStoreBase:
                 self._select(cur, "SELECT count(*) FROM outbox WHERE status = 'pending'")[0][0]
             )
 
+    def ping(self) -> None:
+        with self._read() as cur:
+            self._select(cur, "SELECT 1")
+
     def kv_get(self, key: str) -> Any:
         with self._read() as cur:
             rows = self._select(cur, "SELECT value FROM kv WHERE key = ?", [key])
