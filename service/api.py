@@ -31,6 +31,7 @@ from service.http import (
     read_json,
     request_id,
 )
+from service.openapi_docs import AlertmanagerPayload, errors, json_body
 from service.request_metrics import BENTOML_PATHS
 from service.store.base import Store
 from service.times import parse_time
@@ -55,20 +56,6 @@ class PredictResponse(BaseModel):
     )
 
 
-class ErrorBody(BaseModel):
-    type: str
-    message: str
-    details: Any = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 422)
-}
-
 app = FastAPI(title="driftgate", version="0.1.0", openapi_url=None, docs_url=None)
 app.router.route_class = GuardedRoute
 install_error_handlers(app)
@@ -77,13 +64,8 @@ install_error_handlers(app)
 @app.post(
     "/predict",
     response_model=PredictResponse,
-    responses=ERRORS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-        }
-    },
+    responses=errors(400, 404, 413, 415, 422, 500, 503),
+    openapi_extra=json_body(PredictRequest),
     summary="Predict one or more rows",
 )
 async def predict(request: Request) -> JSONResponse:
@@ -107,7 +89,10 @@ async def predict(request: Request) -> JSONResponse:
     return FastJSONResponse(result.as_json())
 
 
-@app.post("/feedback", responses=ERRORS, summary="Send ground-truth labels for predictions")
+@app.post(
+    "/feedback", responses=errors(400, 409, 413, 415, 422, 503),
+    openapi_extra=json_body(FeedbackRequest), summary="Send ground-truth labels for predictions",
+)
 async def feedback(request: Request) -> JSONResponse:
     ctx = context()
     store = require_store(ctx)
@@ -130,7 +115,8 @@ async def models() -> JSONResponse:
     return JSONResponse({"models": list(out.values())})
 
 
-@app.get("/models/{name}", responses=ERRORS, summary="One model: versions, cards and lineage")
+@app.get("/models/{name}", responses=errors(404),
+         summary="One model: versions, cards and lineage")
 async def model_detail(name: str) -> JSONResponse:
     ctx = context()
     entries = await to_thread.run_sync(list_models, name)
@@ -147,7 +133,8 @@ async def model_detail(name: str) -> JSONResponse:
     )
 
 
-@app.get("/monitoring/status", summary="Drift state, scores, performance and monitor lag")
+@app.get("/monitoring/status", responses=errors(404, 409, 422, 503),
+         summary="Drift state, scores, performance and monitor lag")
 async def monitoring_status(model: str | None = Query(None)) -> JSONResponse:
     ctx = context()
     store = require_store(ctx)
@@ -164,7 +151,8 @@ def _read_status(store: Store, names: list[str]) -> dict[str, Any]:
     return {"monitor": monitor, "models": models}
 
 
-@app.get("/monitoring/events", summary="Drift, performance and data-quality events")
+@app.get("/monitoring/events", responses=errors(409, 422, 503),
+         summary="Drift, performance and data-quality events")
 async def monitoring_events(
     model: str | None = Query(None),
     since: str | None = Query(
@@ -183,7 +171,8 @@ async def monitoring_events(
 
 
 @app.post(
-    "/alerts/alertmanager", responses=ERRORS, summary="Alertmanager webhook receiver (v4)"
+    "/alerts/alertmanager", responses=errors(400, 409, 413, 415, 422, 503),
+    openapi_extra=json_body(AlertmanagerPayload), summary="Alertmanager webhook receiver (v4)",
 )
 async def alertmanager(request: Request) -> JSONResponse:
     ctx = context()
@@ -217,9 +206,10 @@ class NoRoute(APIRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         path = scope.get("path", "")
-        if path in BENTOML_PATHS or path.startswith(BENTOML_PREFIXES):
+        if scope["type"] != "http" or path in BENTOML_PATHS or path.startswith(BENTOML_PREFIXES):
             return Match.NONE, {}
-        return super().matches(scope)
+        # any path at all, also one with a newline that a path template's regex would miss
+        return Match.FULL, {"endpoint": self.endpoint, "path_params": {"path": path}}
 
 
 async def no_route(request: Request) -> JSONResponse:

@@ -13,6 +13,7 @@ from service.api import app
 from service.api_context import bind, build_context
 from service.config import get_settings
 from service.fast_routes import app as fast_app
+from service.http import NewlinePathGuard
 from service.monitor_service import Monitor
 from service.request_metrics import EndpointTemplates, bound_endpoint_labels
 from service.tail_latency import cancel_request_timers, freeze_startup_objects
@@ -55,3 +56,6 @@ class Gateway:
     @bentoml.on_shutdown
     async def close(self) -> None:
         await self.context.close()
+
+
+Gateway.add_asgi_middleware(NewlinePathGuard)

@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import APIError
 from service.store.errors import is_store_unavailable
@@ -220,6 +221,23 @@ def http_error(exc: StarletteHTTPException, v2: bool = False) -> JSONResponse:
 
 
 HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
+
+
+class NewlinePathGuard:
+    """ASGI middleware: a path holding a newline is a JSON 404 here. Starlette's mounts match
+    paths with ``.*``, which stops at a newline, so such a path would otherwise reach the
+    server's plain-text 404."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\n" in scope["path"]:
+            request = Request(scope, receive)
+            error = APIError(404, "not_found", "no endpoint at a path with a newline")
+            await error_response(error, v2=is_v2(request))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class GuardedRoute(APIRoute):

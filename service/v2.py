@@ -27,6 +27,7 @@ from service.http import (
     request_id,
     require_content_type,
 )
+from service.openapi_docs import InferenceRequest, errors, json_body
 from service.runtime import LoadedModel
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"], route_class=GuardedRoute)
@@ -38,6 +39,13 @@ NUMERIC_TYPES = {
 }
 KIND_TYPES = {"numeric": set(NUMERIC_TYPES), "boolean": {"BOOL"}, "categorical": {"BYTES"}}
 KIND_DATATYPE = {"numeric": "FP64", "boolean": "BOOL", "categorical": "BYTES"}
+
+
+V2_NOT_FOUND = errors(404, v2=True)
+INFER_DOCS: dict[str, Any] = {
+    "responses": errors(400, 404, 413, 415, 422, 500, 503, v2=True),
+    "openapi_extra": json_body(InferenceRequest, "application/octet-stream"),
+}
 
 
 @router.get("", summary="Server metadata")
@@ -52,7 +60,7 @@ async def live() -> JSONResponse:
     return JSONResponse({"live": True})
 
 
-@router.get("/health/ready", summary="Server readiness")
+@router.get("/health/ready", responses=errors(503, v2=True), summary="Server readiness")
 async def ready() -> JSONResponse:
     ctx = api_context.context()
     if not await to_thread.run_sync(ctx.ready):
@@ -89,34 +97,38 @@ def _output_type(model: LoadedModel) -> str:
     return "BYTES" if model.card.task == "classification" else "FP64"
 
 
-@router.get("/models/{name}", summary="Model metadata")
+@router.get("/models/{name}", responses=V2_NOT_FOUND, summary="Model metadata")
 async def model_metadata(name: str) -> JSONResponse:
     return JSONResponse(_metadata(_model(name, None)))
 
 
-@router.get("/models/{name}/versions/{version}", summary="Model version metadata")
+@router.get("/models/{name}/versions/{version}", responses=V2_NOT_FOUND,
+            summary="Model version metadata")
 async def model_version_metadata(name: str, version: str) -> JSONResponse:
     return JSONResponse(_metadata(_model(name, version)))
 
 
-@router.get("/models/{name}/ready", summary="Model readiness")
+@router.get("/models/{name}/ready", responses=V2_NOT_FOUND, summary="Model readiness")
 async def model_ready(name: str) -> JSONResponse:
     _model(name, None)
     return JSONResponse({"name": name, "ready": True})
 
 
-@router.get("/models/{name}/versions/{version}/ready", summary="Model version readiness")
+@router.get("/models/{name}/versions/{version}/ready", responses=V2_NOT_FOUND,
+            summary="Model version readiness")
 async def model_version_ready(name: str, version: str) -> JSONResponse:
     _model(name, version)
     return JSONResponse({"name": name, "version": version, "ready": True})
 
 
-@router.post("/models/{name}/infer", summary="Inference")
+@router.post("/models/{name}/infer", summary="Inference", **INFER_DOCS)
 async def infer(name: str, request: Request) -> Response:
     return await _infer(name, None, request)
 
 
-@router.post("/models/{name}/versions/{version}/infer", summary="Inference on one version")
+@router.post(
+    "/models/{name}/versions/{version}/infer", summary="Inference on one version", **INFER_DOCS
+)
 async def infer_version(name: str, version: str, request: Request) -> Response:
     return await _infer(name, version, request)
 

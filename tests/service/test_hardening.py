@@ -182,3 +182,8 @@ def test_alertmanager_payload_is_bounded(client):
     alert = {"status": "firing", "labels": {"alertname": "x"}, "fingerprint": "f"}
     body = {"version": "4", "alerts": [alert] * (MAX_ALERTS + 1)}
     _error(client.post("/alerts/alertmanager", json=body), 413, "too_many_alerts")
+
+
+def test_paths_with_newlines_answer_json(client):
+    _error(client.get("/models/a%0Ab"), 404, "not_found")
+    _v2_error(client.post("/v2/models/x%0Ay/infer", json={}), 404, "not_found")
