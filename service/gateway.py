@@ -14,6 +14,7 @@ from service.api_context import bind, build_context
 from service.config import get_settings
 from service.fast_routes import app as fast_app
 from service.http import NewlinePathGuard
+from service.lifecycle import exit_with_parent
 from service.monitor_service import Monitor
 from service.request_metrics import EndpointTemplates, bound_endpoint_labels
 from service.tail_latency import cancel_request_timers, freeze_startup_objects
@@ -42,6 +43,7 @@ class Gateway:
     def __init__(self) -> None:
         # One-row predictions gain nothing from BLAS threads; N workers x N threads thrash.
         threadpool_limits(1)
+        exit_with_parent()
         self.context = build_context(get_settings())
         self.core = self.context.core
         bind(self.context)

@@ -19,6 +19,7 @@ from anyio import to_thread
 
 from service.alerts import ALERT_KEY_PREFIX
 from service.config import get_settings, monitor_config
+from service.lifecycle import exit_with_parent
 from service.metrics import monitor_metrics
 from service.monitor_runner import MonitorRunner
 from service.retraining import Retraining
@@ -32,6 +33,7 @@ class Monitor:
     """Consumes the prediction log once, in order, for every model version."""
 
     def __init__(self) -> None:
+        exit_with_parent()
         settings = get_settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings = settings
