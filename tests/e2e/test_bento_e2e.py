@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import httpx
 
@@ -20,6 +21,13 @@ def test_bento_build_includes_models_and_serves(demo_models, tmp_path):
                                      capture_output=True, text=True, check=True).stdout)
     packaged = {m["tag"].split(":")[0] for m in info["models"]}
     assert packaged == {"breast-cancer", "diabetes", "diabetes-risk"}
+    bento = Path(subprocess.run([str(BENTOML), "get", tag, "-o", "path"], capture_output=True,
+                                text=True, check=True).stdout.strip())
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    for package in ("orjson", "threadpoolctl", "psycopg", "standardwebhooks"):
+        assert package in requirements, f"{package} missing from the Bento's requirements"
+    assert not (bento / "src" / "driftgate.yaml").exists()  # webhook secrets stay out
+    assert (bento / "env" / "docker" / "Dockerfile").exists()  # what containerize builds
     server = start_gateway(tmp_path, free_port(), target=tag, cwd=tmp_path)
     try:
         rows = reference_rows("diabetes-risk", 2, seed=0)
