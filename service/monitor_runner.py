@@ -22,6 +22,7 @@ from opentelemetry import trace
 
 from models.registry import get_model
 from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
+from monitoring.state import SnapshotVersionError
 from service.metrics import MonitorMetrics
 from service.store.base import Store
 from service.store.records import PredictionRecord
@@ -101,7 +102,14 @@ class MonitorRunner:
             self.offset = checkpoint.offset
             self.label_offset = checkpoint.label_offset
             snapshots: dict[Key, bytes] = pickle.loads(checkpoint.state) if checkpoint.state else {}
-            self.monitors = {k: ModelMonitor.restore(v) for k, v in snapshots.items()}
+            for key, blob in snapshots.items():
+                try:
+                    self.monitors[key] = ModelMonitor.restore(blob)
+                except SnapshotVersionError as error:
+                    # a snapshot of an older layout: this version's monitor starts afresh from
+                    # its card and reference at the checkpoint's offset
+                    log.warning("monitor state of %s:%s not restored (%s); recalibrating",
+                                *key, error)
 
     def monitor_for(self, model: str, version: str) -> ModelMonitor | None:
         key = (model, version)
@@ -198,28 +206,25 @@ class MonitorRunner:
         statuses = {key: monitor.status() for key, monitor in self.monitors.items()}
         newest: dict[str, float] = defaultdict(float)
         for (model, _), status in statuses.items():
-            newest[model] = max(newest[model], status.get("last_ts") or 0.0)
+            newest[model] = max(newest[model], status.last_ts or 0.0)
         scores: dict[tuple[str, str, str], float] = {}
         active: dict[tuple[str, str], bool] = {}
         seen: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for (model, version), status in statuses.items():
-            current = (status.get("last_ts") or 0.0) >= newest[model] - STALE_SECONDS
-            for metric, value in (status.get("performance") or {}).items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
+            current = (status.last_ts or 0.0) >= newest[model] - STALE_SECONDS
+            for metric, value in status.performance.items():
+                if value is not None:
                     m.performance.labels(model, version, metric).set(
                         value if current else float("nan")
                     )
             if not current:
                 continue
-            for feature, entry in _streams(status).items():
-                threshold = entry.get("threshold") or 1.0
-                key = (model, feature, entry.get("method", ""))
-                scores[key] = max(scores.get(key, 0.0), (entry.get("score") or 0.0) / threshold)
-                active[(model, feature)] = active.get((model, feature), False) or bool(
-                    entry.get("drift_active")
-                )
-            seen[model][0] += status.get("records_seen") or 0
-            seen[model][1] += status.get("labels_seen") or 0
+            for name, stream in status.streams.items():
+                key = (model, name, stream.method)
+                scores[key] = max(scores.get(key, 0.0), stream.score)
+                active[(model, name)] = active.get((model, name), False) or stream.drift_active
+            seen[model][0] += status.records_seen
+            seen[model][1] += status.labels_seen
         for (model, feature, method), score in scores.items():
             m.drift_score.labels(model, feature, method).set(score)
         for (model, feature), is_active in active.items():
@@ -239,19 +244,9 @@ class MonitorRunner:
         )
         per_model: dict[str, dict[str, Any]] = defaultdict(dict)
         for (model, version), monitor in self.monitors.items():
-            per_model[model][version] = monitor.status()
+            per_model[model][version] = monitor.status().to_dict()
         for model, versions in per_model.items():
             self.store.kv_set(f"monitor:status:{model}", {"versions": versions})
-
-
-def _streams(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Feature, prediction and joint streams of a monitor status, by gauge feature label."""
-    streams = dict(status["features"])
-    if status.get("prediction"):
-        streams["__prediction__"] = status["prediction"]
-    if status.get("multivariate"):
-        streams["__multivariate__"] = status["multivariate"]
-    return streams
 
 
 def _event(model: str, version: str, event: MonitorEvent) -> dict[str, Any]:
