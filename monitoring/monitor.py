@@ -209,6 +209,7 @@ class ModelMonitor:
         self.quality: dict[str, dict[str, int]] = {
             s.name: dict.fromkeys(ISSUES, 0) for s in self.specs}
         self.seen = 0
+        self._alarmed: set[str] = set()  # streams that fired during the last update_many
         self._last_id: str | None = None
         self._last_ts: float | None = None
         lo = [s.min if s.min is not None else -np.inf for s in numeric]
@@ -241,6 +242,7 @@ class ModelMonitor:
         out: list[MonitorEvent] = []
         i, n = 0, len(records)
         every = self.config.stats_every
+        self._alarmed = set()
         while i < n:
             room = every - (self.seen % every)
             seg = records[i : i + room]
@@ -282,7 +284,8 @@ class ModelMonitor:
             last_ts=self._last_ts,
             expected_run_time=self.config.expected_run_time,
             false_alarm_rate_per_stream=self.rate,
-            streams={s.name: s.status(self.drift[s.name], self.window_stats.get(s.name))
+            streams={s.name: s.status(self.drift[s.name], self.window_stats.get(s.name),
+                                      s.name in self._alarmed)
                      for s in self.streams},
             performance=self.performance.metrics(),
             degraded=self.performance.degraded,
@@ -318,6 +321,8 @@ class ModelMonitor:
             events.append((row, len(events), ev))
 
         def alarms(stream: _Stream, found: list[Alarm], kind: str) -> None:
+            if found:
+                self._alarmed.add(stream.name)
             for a in found:
                 if self.drift[stream.name].alarm(base + a.row):
                     emit(a.row, MonitorEvent(
@@ -443,11 +448,12 @@ class _Stream:
     method: str
     detector: StreamDetector
 
-    def status(self, drift: DriftState, window: dict[str, float] | None) -> StreamStatus:
+    def status(self, drift: DriftState, window: dict[str, float] | None,
+               alarmed: bool) -> StreamStatus:
         det = self.detector
         return StreamStatus(self.name, self.kind, self.method, float(det.score),
                             float(det.statistic), float(det.threshold), replace(drift),
-                            window, det.details())
+                            window, det.details(), alarmed)
 
 
 def _jsonable(v: Any) -> Any:

@@ -16,7 +16,9 @@ class StreamStatus:
     """One monitored stream (a feature, the prediction or the joint features).
 
     ``score`` is the detector's normalised score (1.0 = its calibrated alarm point);
-    ``statistic`` and ``threshold`` are in the detector's own units.
+    ``statistic`` and ``threshold`` are in the detector's own units. ``alarmed``: the detector
+    fired during the monitor's last ``update_many`` (most detectors restart after an alarm,
+    so their score may already be back below 1); :attr:`peak_score` accounts for it.
 
     Examples
     --------
@@ -34,6 +36,19 @@ class StreamStatus:
     drift: DriftState
     window: dict[str, float] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    alarmed: bool = False
+
+    @property
+    def peak_score(self) -> float:
+        """The score, at least 1 if the detector fired during the last update.
+
+        Examples
+        --------
+        >>> StreamStatus("x", "numeric", "cusum", 0.1, 1.0, 10.0, DriftState(), alarmed=True
+        ...              ).peak_score
+        1.0
+        """
+        return max(self.score, 1.0) if self.alarmed else self.score
 
     @property
     def drift_active(self) -> bool:

@@ -22,6 +22,7 @@ from opentelemetry import trace
 
 from models.registry import get_model
 from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
+from monitoring.names import MODEL_STREAM, json_value
 from monitoring.state import SnapshotVersionError
 from service.metrics import MonitorMetrics
 from service.store.base import Store
@@ -39,7 +40,33 @@ RETRAIN_KINDS = {
 }
 Key = tuple[str, str]  # (model, version)
 STALE_SECONDS = 600.0  # a version without records for this long no longer drives gauges
-RetrainHook = Callable[[str, str, str, list[dict[str, Any]], str | None], Any]
+#: Key-value keys of the monitor's state (read by ``/monitoring/status``).
+KV_MONITOR_STATUS = "monitor:status"
+KV_MODEL_STATUS = "monitor:status:{model}"
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """A monitor event of one model version, as the runner hands it on unchanged."""
+
+    model: str
+    version: str
+    event: MonitorEvent
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind
+
+    def to_row(self) -> dict[str, Any]:
+        """The store's row (``Store.append_events``); non-finite numbers become null."""
+        e = self.event
+        return {"model": self.model, "version": self.version, "kind": e.kind,
+                "feature": e.feature, "detector": e.detector,
+                "statistic": json_value(e.statistic), "threshold": json_value(e.threshold),
+                "record_id": e.record_id, "ts": e.ts, "details": e.details}
+
+
+RetrainHook = Callable[[str, str, str, list[ModelEvent], str | None], Any]
 
 
 def build_monitor(model: str, version: str, config: MonitorConfig) -> ModelMonitor:
@@ -51,7 +78,7 @@ def build_monitor(model: str, version: str, config: MonitorConfig) -> ModelMonit
 class StepResult:
     records: int = 0
     labels: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[ModelEvent] = field(default_factory=list)
 
 
 class MonitorRunner:
@@ -147,12 +174,12 @@ class MonitorRunner:
             result.labels = len(labels)
             result.events.extend(self._labels(labels))
         if result.events and not self.fresh:
-            self.store.append_events(result.events)
+            self.store.append_events([e.to_row() for e in result.events])
             self._hand_on(result.events)
         self.export_metrics()
         return result
 
-    def _records(self, records: list[PredictionRecord]) -> list[dict[str, Any]]:
+    def _records(self, records: list[PredictionRecord]) -> list[ModelEvent]:
         groups: dict[Key, list[tuple[str, dict, Any, float]]] = defaultdict(list)
         for r in records:
             groups[(r.model, r.version)].append((r.id, r.features, r.prediction, r.ts))
@@ -160,10 +187,10 @@ class MonitorRunner:
         for (model, version), rows in groups.items():
             monitor = self.monitor_for(model, version)
             if monitor is not None:
-                events.extend(_event(model, version, e) for e in monitor.update_many(rows))
+                events.extend(ModelEvent(model, version, e) for e in monitor.update_many(rows))
         return events
 
-    def _labels(self, labels: list[Any]) -> list[dict[str, Any]]:
+    def _labels(self, labels: list[Any]) -> list[ModelEvent]:
         events = []
         for event in labels:
             r = event.record
@@ -173,21 +200,21 @@ class MonitorRunner:
             if self.metrics is not None and r.label_ts is not None:
                 self.metrics.label_delay.labels(r.model).observe(max(0.0, r.label_ts - r.ts))
             found = monitor.update_label(r.id, r.prediction, r.label, r.label_ts or r.ts)
-            events.extend(_event(r.model, r.version, e) for e in found)
+            events.extend(ModelEvent(r.model, r.version, e) for e in found)
         return events
 
-    def _hand_on(self, events: list[dict[str, Any]]) -> None:
-        by_model: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    def _hand_on(self, events: list[ModelEvent]) -> None:
+        by_model: dict[Key, list[ModelEvent]] = defaultdict(list)
         for event in events:
             if self.metrics is not None:
-                feature = event["feature"] or "__model__"
-                self.metrics.drift_events.labels(event["model"], feature, event["kind"]).inc()
-            if event["kind"] in RETRAIN_KINDS:
-                by_model[(event["model"], event["version"])].append(event)
+                feature = event.event.feature or MODEL_STREAM
+                self.metrics.drift_events.labels(event.model, feature, event.kind).inc()
+            if event.kind in RETRAIN_KINDS:
+                by_model[(event.model, event.version)].append(event)
         if self.retrain is None:
             return
         for (model, version), found in by_model.items():
-            trigger = RETRAIN_KINDS[found[0]["kind"]]
+            trigger = RETRAIN_KINDS[found[0].kind]
             lineage = self.monitors[(model, version)].card.get("lineage") or {}
             self.retrain(model, version, trigger, found, lineage.get("data_fingerprint"))
 
@@ -221,7 +248,7 @@ class MonitorRunner:
                 continue
             for name, stream in status.streams.items():
                 key = (model, name, stream.method)
-                scores[key] = max(scores.get(key, 0.0), stream.score)
+                scores[key] = max(scores.get(key, 0.0), stream.peak_score)
                 active[(model, name)] = active.get((model, name), False) or stream.drift_active
             seen[model][0] += status.records_seen
             seen[model][1] += status.labels_seen
@@ -238,7 +265,7 @@ class MonitorRunner:
         self.store.save_checkpoint(self.consumer, self.offset, self.label_offset, state)
         lag_records, lag_seconds = self.store.lag(self.offset)
         self.store.kv_set(
-            "monitor:status",
+            KV_MONITOR_STATUS,
             {"offset": self.offset, "label_offset": self.label_offset, "updated_at": time.time(),
              "lag_records": lag_records, "lag_seconds": lag_seconds},
         )
@@ -246,16 +273,4 @@ class MonitorRunner:
         for (model, version), monitor in self.monitors.items():
             per_model[model][version] = monitor.status().to_dict()
         for model, versions in per_model.items():
-            self.store.kv_set(f"monitor:status:{model}", {"versions": versions})
-
-
-def _event(model: str, version: str, event: MonitorEvent) -> dict[str, Any]:
-    data = event.to_dict()
-    return {"model": model, "version": version, "kind": data["kind"],
-            "feature": data["feature"], "detector": data["detector"],
-            "statistic": _finite(data["statistic"]), "threshold": _finite(data["threshold"]),
-            "record_id": data["record_id"], "ts": data["ts"], "details": data["details"]}
-
-
-def _finite(value: float) -> float | None:
-    return value if value == value and abs(value) != float("inf") else None
+            self.store.kv_set(KV_MODEL_STATUS.format(model=model), {"versions": versions})

@@ -47,7 +47,7 @@ def _drain(runner: MonitorRunner, limit: int | None = None) -> list[dict]:
         result = runner.step()
         if not result.records:
             break
-        events.extend(result.events)
+        events.extend(e.to_row() for e in result.events)
         steps += 1
     return events
 
