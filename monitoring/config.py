@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from monitoring.performance import CONCEPT_DETECTORS
+from monitoring.detectors.registry import names
 
-__all__ = ["MonitorConfig", "NUMERIC_DETECTORS"]
-
-NUMERIC_DETECTORS = ("cusum", "page_hinkley", "adwin", "kswin")
+__all__ = ["MonitorConfig"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,10 @@ class MonitorConfig:
         correlation), so both get less, and the features' mean charts, where small shifts
         are won or lost, get more.
     numeric_detector
-        Default detector for numeric streams: ``"cusum"`` (driftgate's calibrated CUSUM bank,
-        fastest), ``"page_hinkley"``, ``"adwin"`` or ``"kswin"`` (river, budget-derived settings).
+        Default detector for numeric streams, a name of the registry's ``numeric`` section
+        (:mod:`monitoring.detectors.registry`): ``"cusum"`` (driftgate's calibrated CUSUM
+        bank, fastest), ``"page_hinkley"``, ``"adwin"`` or ``"kswin"`` (river, budget-derived
+        settings).
     detector_overrides
         Per-feature detector, e.g. ``{"age": "adwin"}``.
     cusum_k
@@ -84,8 +85,12 @@ class MonitorConfig:
     performance_tolerance
         A ``performance`` event fires when the rolling metric is worse than the card's by more
         than this (accuracy, F1) or by this fraction (MAE, RMSE).
+    categorical_detector, multivariate_detector
+        Detectors of categorical streams (``"gtest"``) and of the joint numeric features
+        (``"mahalanobis_cusum"``).
     concept_detector
-        ``"adwin"``, ``"ddm"`` or ``"hddm_a"`` on the error stream.
+        ``"adwin"``, ``"ddm"`` or ``"hddm_a"`` on the error stream (the registry's ``errors``
+        section).
     quality_events
         Emit one ``data_quality`` event per issue (counters are always kept).
     calibration_draws, calibration_streams, calibration_steps
@@ -126,6 +131,8 @@ class MonitorConfig:
     performance_window: int = 500
     performance_tolerance: float = 0.05
     concept_detector: str = "adwin"
+    categorical_detector: str = "gtest"
+    multivariate_detector: str = "mahalanobis_cusum"
     quality_events: bool = True
     calibration_draws: int = 32
     calibration_streams: int = 256
@@ -133,14 +140,16 @@ class MonitorConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for where, method in [("", self.numeric_detector),
-                              *((f" for {f!r}", m) for f, m in self.detector_overrides.items())]:
-            if method not in NUMERIC_DETECTORS:
-                raise ValueError(f"unknown numeric detector {method!r}{where}; choose one of "
-                                 f"{', '.join(NUMERIC_DETECTORS)}")
-        if self.concept_detector not in CONCEPT_DETECTORS:
-            raise ValueError(f"unknown concept detector {self.concept_detector!r}; choose one "
-                             f"of {', '.join(CONCEPT_DETECTORS)}")
+        checks = [("numeric", "numeric", "", self.numeric_detector),
+                  *(("numeric", "numeric", f" for {f!r}", m)
+                    for f, m in self.detector_overrides.items()),
+                  ("categorical", "categorical", "", self.categorical_detector),
+                  ("multivariate", "multivariate", "", self.multivariate_detector),
+                  ("errors", "concept", "", self.concept_detector)]
+        for kind, label, where, method in checks:
+            if method not in names(kind):
+                raise ValueError(f"unknown {label} detector {method!r}{where}; choose one of "
+                                 f"{', '.join(names(kind))}")
         if self.expected_run_time <= 1:
             raise ValueError("expected_run_time must be > 1")
         if not 0 < self.false_alarm_safety <= 1:
@@ -149,3 +158,10 @@ class MonitorConfig:
     def detector_for(self, feature: str) -> str:
         """The numeric detector used for ``feature`` (validated at construction)."""
         return self.detector_overrides.get(feature, self.numeric_detector)
+
+    def detector_settings(self) -> dict[str, Any]:
+        """The settings detectors read at calibration (``Budget.settings``)."""
+        keys = ("cusum_k", "variance_k", "variance_down_k", "clip_z", "variance_clip_z",
+                "chart_weights", "multivariate_k", "category_window", "calibration_draws",
+                "calibration_streams", "calibration_steps")
+        return {k: getattr(self, k) for k in keys}

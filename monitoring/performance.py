@@ -7,12 +7,13 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from river import drift
+from monitoring.detectors import Budget, StreamDetector, detector_class
+from monitoring.detectors.registry import names
 
 __all__ = ["CONCEPT_DETECTORS", "PerformanceTracker"]
 
 #: Valid names for the concept-drift detector on the error stream.
-CONCEPT_DETECTORS: tuple[str, ...] = ("adwin", "ddm", "hddm_a")
+CONCEPT_DETECTORS: tuple[str, ...] = names("errors")
 
 # Metrics checked against the card's baselines, in the order their events are reported.
 _CLASSIFICATION_METRICS = ("accuracy", "f1")  # absolute tolerance, lower is worse
@@ -105,12 +106,8 @@ class PerformanceTracker:
         self._degraded: dict[str, bool] = {}
         self._det = self._make_detector()
 
-    def _make_detector(self) -> Any:
-        if self.detector == "ddm":
-            return drift.binary.DDM()
-        if self.detector == "hddm_a":
-            return drift.binary.HDDMA()
-        return drift.ADWIN()
+    def _make_detector(self) -> StreamDetector:
+        return detector_class("errors", self.detector).calibrate(None, Budget(None))
 
     def _count(self, pred: Any, label: Any, sign: int) -> None:
         if pred == label:
@@ -159,8 +156,7 @@ class PerformanceTracker:
             self._sum_sq -= e * e
             if self.task == "classification":
                 self._count(p, lab, -1)
-        self._det.update(det_x)
-        if self._det.drift_detected:
+        if self._det.update_many([det_x]):
             out.append(("concept_drift", self.detector, float(det_x), float("nan"),
                         {"labels_seen": self._n}))
         out.extend(self._check_performance())

@@ -7,10 +7,15 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DriftState", "dumps", "loads", "SNAPSHOT_VERSION"]
+__all__ = ["DriftState", "SnapshotVersionError", "dumps", "loads", "SNAPSHOT_VERSION"]
 
-SNAPSHOT_VERSION = 1
+# 2: one StreamDetector per stream (monitoring.detectors); 1: a shared CUSUM bank
+SNAPSHOT_VERSION = 2
 _MAGIC = b"DGMON"
+
+
+class SnapshotVersionError(ValueError):
+    """A snapshot written by an incompatible version of the monitor."""
 
 
 @dataclass
@@ -86,5 +91,5 @@ def loads(blob: bytes) -> Any:
         raise ValueError("not a driftgate monitor snapshot")
     version = blob[len(_MAGIC)]
     if version != SNAPSHOT_VERSION:
-        raise ValueError(f"unsupported snapshot version {version}")
+        raise SnapshotVersionError(f"unsupported snapshot version {version}")
     return pickle.loads(zlib.decompress(blob[len(_MAGIC) + 1 :]))

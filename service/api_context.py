@@ -11,7 +11,7 @@ from service.alerts import AlertReceiver
 from service.config import Settings
 from service.core import GatewayCore, NullSink, RecordSink
 from service.errors import APIError
-from service.metrics import gateway_metrics
+from service.metrics import gateway_metrics, start_gateway_series
 from service.routing import Router
 from service.store.base import Store
 from service.store.factory import open_store
@@ -72,6 +72,10 @@ def build_context(settings: Settings) -> GatewayContext:
         sink = writer
     serving = settings.serving()
     core = GatewayCore(Router(serving), sink, metrics, settings.max_rows)
+    start_gateway_series(metrics, {
+        name: (sorted({m.version for m in (s.default, s.canary, s.shadow) if m is not None}),
+               s.default.card.feature_names)
+        for name, s in core.router.models.items()})
     alerts = None
     if store is not None:
         retrain = RetrainRequests(store, serving.webhooks, settings)

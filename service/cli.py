@@ -168,7 +168,7 @@ def cmd_monitor_replay(args: argparse.Namespace) -> int:
         total_records += result.records
         for event in result.events:
             total_events += 1
-            print(json.dumps(event, default=str))
+            print(json.dumps(event.to_row(), default=str))
     print(f"replayed {total_records} records of {args.model}: {total_events} events",
           file=sys.stderr)
     return 0

@@ -103,7 +103,7 @@ def _monitor_metrics(registry: CollectorRegistry) -> MonitorMetrics:
     return MonitorMetrics(
         drift_score=Gauge(
             "driftgate_feature_drift_score",
-            "Drift statistic divided by its calibrated threshold (>= 1 means alarm).",
+            "Normalised drift score of the detector (< 1 quiet, >= 1 at an alarm).",
             ["model", "feature", "method"], multiprocess_mode="mostrecent", registry=registry,
         ),
         drift_active=Gauge(
@@ -163,3 +163,62 @@ def exposed_names() -> set[str]:
         else:
             names.add(family.name)
     return names
+
+
+# -- series that exist before the first event ---------------------------------------------------
+#: ``reason`` label values of ``driftgate_prediction_errors_total`` (the README's error table).
+ERROR_REASONS = (
+    "malformed_json", "unknown_model", "unknown_version", "body_too_large", "too_many_rows",
+    "missing_feature", "unknown_feature", "wrong_type", "null_value", "nan_value",
+    "infinite_value", "invalid_inputs", "invalid_body", "wrong_shape", "wrong_datatype",
+    "invalid_tensor", "invalid_label", "log_unavailable", "model_error",
+)
+#: ``outcome`` label values of ``driftgate_webhook_deliveries_total``.
+WEBHOOK_OUTCOMES = ("delivered", "failed", "dead_letter")
+#: ``kind`` label values of ``driftgate_drift_events_total`` per kind of stream.
+FEATURE_EVENT_KINDS = ("feature_drift", "data_quality", "drift_resolved")
+PREDICTION_EVENT_KINDS = ("prediction_drift", "drift_resolved")
+MULTIVARIATE_EVENT_KINDS = ("multivariate_drift", "drift_resolved")
+MODEL_EVENT_KINDS = ("concept_drift", "performance")
+
+
+def start_gateway_series(
+    metrics: GatewayMetrics, served: dict[str, tuple[list[str], list[str]]]
+) -> None:
+    """Export at 0 every gateway series whose labels are known at start (Prometheus'
+    instrumentation guidelines): ``served`` maps each served model to (versions, features).
+
+    >>> from prometheus_client import generate_latest
+    >>> m = _gateway_metrics(CollectorRegistry())
+    >>> start_gateway_series(m, {"iris": (["v1"], ["petal_length"])})
+    >>> m.quality.labels("iris", "petal_length", "nan")._value.get()
+    0.0
+    """
+    from monitoring.quality import ISSUES
+
+    for model, (versions, features) in served.items():
+        for reason in ERROR_REASONS:
+            metrics.errors.labels(model, reason)
+        metrics.feedback.labels(model)
+        for version in versions:
+            metrics.latency.labels(model, version)
+        for feature in features:
+            for issue in ISSUES:
+                metrics.quality.labels(model, feature, issue)
+
+
+def start_monitor_series(metrics: MonitorMetrics, served: dict[str, list[str]]) -> None:
+    """Export at 0 the monitor's counters whose labels are known at start: drift events per
+    served model (mapped to its features) by stream and kind, webhook deliveries by outcome."""
+    from monitoring.names import MODEL_STREAM, MULTIVARIATE, PREDICTION
+
+    for outcome in WEBHOOK_OUTCOMES:
+        metrics.webhook_deliveries.labels(outcome)
+    metrics.webhook_pending.set(0)
+    for model, features in served.items():
+        streams = [*((f, FEATURE_EVENT_KINDS) for f in features),
+                   (PREDICTION, PREDICTION_EVENT_KINDS),
+                   (MULTIVARIATE, MULTIVARIATE_EVENT_KINDS), (MODEL_STREAM, MODEL_EVENT_KINDS)]
+        for stream, kinds in streams:
+            for kind in kinds:
+                metrics.drift_events.labels(model, stream, kind)

@@ -22,6 +22,8 @@ from opentelemetry import trace
 
 from models.registry import get_model
 from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
+from monitoring.names import MODEL_STREAM, json_value
+from monitoring.state import SnapshotVersionError
 from service.metrics import MonitorMetrics
 from service.store.base import Store
 from service.store.records import PredictionRecord
@@ -38,7 +40,33 @@ RETRAIN_KINDS = {
 }
 Key = tuple[str, str]  # (model, version)
 STALE_SECONDS = 600.0  # a version without records for this long no longer drives gauges
-RetrainHook = Callable[[str, str, str, list[dict[str, Any]], str | None], Any]
+#: Key-value keys of the monitor's state (read by ``/monitoring/status``).
+KV_MONITOR_STATUS = "monitor:status"
+KV_MODEL_STATUS = "monitor:status:{model}"
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """A monitor event of one model version, as the runner hands it on unchanged."""
+
+    model: str
+    version: str
+    event: MonitorEvent
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind
+
+    def to_row(self) -> dict[str, Any]:
+        """The store's row (``Store.append_events``); non-finite numbers become null."""
+        e = self.event
+        return {"model": self.model, "version": self.version, "kind": e.kind,
+                "feature": e.feature, "detector": e.detector,
+                "statistic": json_value(e.statistic), "threshold": json_value(e.threshold),
+                "record_id": e.record_id, "ts": e.ts, "details": e.details}
+
+
+RetrainHook = Callable[[str, str, str, list[ModelEvent], str | None], Any]
 
 
 def build_monitor(model: str, version: str, config: MonitorConfig) -> ModelMonitor:
@@ -50,7 +78,7 @@ def build_monitor(model: str, version: str, config: MonitorConfig) -> ModelMonit
 class StepResult:
     records: int = 0
     labels: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[ModelEvent] = field(default_factory=list)
 
 
 class MonitorRunner:
@@ -101,7 +129,14 @@ class MonitorRunner:
             self.offset = checkpoint.offset
             self.label_offset = checkpoint.label_offset
             snapshots: dict[Key, bytes] = pickle.loads(checkpoint.state) if checkpoint.state else {}
-            self.monitors = {k: ModelMonitor.restore(v) for k, v in snapshots.items()}
+            for key, blob in snapshots.items():
+                try:
+                    self.monitors[key] = ModelMonitor.restore(blob)
+                except SnapshotVersionError as error:
+                    # a snapshot of an older layout: this version's monitor starts afresh from
+                    # its card and reference at the checkpoint's offset
+                    log.warning("monitor state of %s:%s not restored (%s); recalibrating",
+                                *key, error)
 
     def monitor_for(self, model: str, version: str) -> ModelMonitor | None:
         key = (model, version)
@@ -139,12 +174,12 @@ class MonitorRunner:
             result.labels = len(labels)
             result.events.extend(self._labels(labels))
         if result.events and not self.fresh:
-            self.store.append_events(result.events)
+            self.store.append_events([e.to_row() for e in result.events])
             self._hand_on(result.events)
         self.export_metrics()
         return result
 
-    def _records(self, records: list[PredictionRecord]) -> list[dict[str, Any]]:
+    def _records(self, records: list[PredictionRecord]) -> list[ModelEvent]:
         groups: dict[Key, list[tuple[str, dict, Any, float]]] = defaultdict(list)
         for r in records:
             groups[(r.model, r.version)].append((r.id, r.features, r.prediction, r.ts))
@@ -152,10 +187,10 @@ class MonitorRunner:
         for (model, version), rows in groups.items():
             monitor = self.monitor_for(model, version)
             if monitor is not None:
-                events.extend(_event(model, version, e) for e in monitor.update_many(rows))
+                events.extend(ModelEvent(model, version, e) for e in monitor.update_many(rows))
         return events
 
-    def _labels(self, labels: list[Any]) -> list[dict[str, Any]]:
+    def _labels(self, labels: list[Any]) -> list[ModelEvent]:
         events = []
         for event in labels:
             r = event.record
@@ -165,21 +200,21 @@ class MonitorRunner:
             if self.metrics is not None and r.label_ts is not None:
                 self.metrics.label_delay.labels(r.model).observe(max(0.0, r.label_ts - r.ts))
             found = monitor.update_label(r.id, r.prediction, r.label, r.label_ts or r.ts)
-            events.extend(_event(r.model, r.version, e) for e in found)
+            events.extend(ModelEvent(r.model, r.version, e) for e in found)
         return events
 
-    def _hand_on(self, events: list[dict[str, Any]]) -> None:
-        by_model: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    def _hand_on(self, events: list[ModelEvent]) -> None:
+        by_model: dict[Key, list[ModelEvent]] = defaultdict(list)
         for event in events:
             if self.metrics is not None:
-                feature = event["feature"] or "__model__"
-                self.metrics.drift_events.labels(event["model"], feature, event["kind"]).inc()
-            if event["kind"] in RETRAIN_KINDS:
-                by_model[(event["model"], event["version"])].append(event)
+                feature = event.event.feature or MODEL_STREAM
+                self.metrics.drift_events.labels(event.model, feature, event.kind).inc()
+            if event.kind in RETRAIN_KINDS:
+                by_model[(event.model, event.version)].append(event)
         if self.retrain is None:
             return
         for (model, version), found in by_model.items():
-            trigger = RETRAIN_KINDS[found[0]["kind"]]
+            trigger = RETRAIN_KINDS[found[0].kind]
             lineage = self.monitors[(model, version)].card.get("lineage") or {}
             self.retrain(model, version, trigger, found, lineage.get("data_fingerprint"))
 
@@ -198,28 +233,25 @@ class MonitorRunner:
         statuses = {key: monitor.status() for key, monitor in self.monitors.items()}
         newest: dict[str, float] = defaultdict(float)
         for (model, _), status in statuses.items():
-            newest[model] = max(newest[model], status.get("last_ts") or 0.0)
+            newest[model] = max(newest[model], status.last_ts or 0.0)
         scores: dict[tuple[str, str, str], float] = {}
         active: dict[tuple[str, str], bool] = {}
         seen: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for (model, version), status in statuses.items():
-            current = (status.get("last_ts") or 0.0) >= newest[model] - STALE_SECONDS
-            for metric, value in (status.get("performance") or {}).items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
+            current = (status.last_ts or 0.0) >= newest[model] - STALE_SECONDS
+            for metric, value in status.performance.items():
+                if value is not None:
                     m.performance.labels(model, version, metric).set(
                         value if current else float("nan")
                     )
             if not current:
                 continue
-            for feature, entry in _streams(status).items():
-                threshold = entry.get("threshold") or 1.0
-                key = (model, feature, entry.get("method", ""))
-                scores[key] = max(scores.get(key, 0.0), (entry.get("score") or 0.0) / threshold)
-                active[(model, feature)] = active.get((model, feature), False) or bool(
-                    entry.get("drift_active")
-                )
-            seen[model][0] += status.get("records_seen") or 0
-            seen[model][1] += status.get("labels_seen") or 0
+            for name, stream in status.streams.items():
+                key = (model, name, stream.method)
+                scores[key] = max(scores.get(key, 0.0), stream.peak_score)
+                active[(model, name)] = active.get((model, name), False) or stream.drift_active
+            seen[model][0] += status.records_seen
+            seen[model][1] += status.labels_seen
         for (model, feature, method), score in scores.items():
             m.drift_score.labels(model, feature, method).set(score)
         for (model, feature), is_active in active.items():
@@ -233,34 +265,12 @@ class MonitorRunner:
         self.store.save_checkpoint(self.consumer, self.offset, self.label_offset, state)
         lag_records, lag_seconds = self.store.lag(self.offset)
         self.store.kv_set(
-            "monitor:status",
+            KV_MONITOR_STATUS,
             {"offset": self.offset, "label_offset": self.label_offset, "updated_at": time.time(),
              "lag_records": lag_records, "lag_seconds": lag_seconds},
         )
         per_model: dict[str, dict[str, Any]] = defaultdict(dict)
         for (model, version), monitor in self.monitors.items():
-            per_model[model][version] = monitor.status()
+            per_model[model][version] = monitor.status().to_dict()
         for model, versions in per_model.items():
-            self.store.kv_set(f"monitor:status:{model}", {"versions": versions})
-
-
-def _streams(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Feature, prediction and joint streams of a monitor status, by gauge feature label."""
-    streams = dict(status["features"])
-    if status.get("prediction"):
-        streams["__prediction__"] = status["prediction"]
-    if status.get("multivariate"):
-        streams["__multivariate__"] = status["multivariate"]
-    return streams
-
-
-def _event(model: str, version: str, event: MonitorEvent) -> dict[str, Any]:
-    data = event.to_dict()
-    return {"model": model, "version": version, "kind": data["kind"],
-            "feature": data["feature"], "detector": data["detector"],
-            "statistic": _finite(data["statistic"]), "threshold": _finite(data["threshold"]),
-            "record_id": data["record_id"], "ts": data["ts"], "details": data["details"]}
-
-
-def _finite(value: float) -> float | None:
-    return value if value == value and abs(value) != float("inf") else None
+            self.store.kv_set(KV_MODEL_STATUS.format(model=model), {"versions": versions})

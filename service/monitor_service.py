@@ -17,15 +17,29 @@ from typing import Any
 import bentoml
 from anyio import to_thread
 
+from models.registry import get_model, model_names
 from service.alerts import ALERT_KEY_PREFIX
-from service.config import get_settings, monitor_config
+from service.config import Settings, get_settings, monitor_config
 from service.lifecycle import exit_with_parent
-from service.metrics import monitor_metrics
+from service.metrics import monitor_metrics, start_monitor_series
 from service.monitor_runner import MonitorRunner
 from service.retraining import Retraining
 from service.store.factory import open_store
 
 log = logging.getLogger(__name__)
+
+
+def served_features(settings: Settings) -> dict[str, list[str]]:
+    """The served models and their default version's features (for series at 0)."""
+    configs = settings.serving().models
+    out: dict[str, list[str]] = {}
+    for name in configs or model_names():
+        try:
+            version = configs[name].default if configs else "latest"
+            out[name] = get_model(name, version).card.feature_names
+        except Exception:  # an unregistered model is the gateway's error to report
+            log.warning("no series at 0 for %s: not registered", name)
+    return out
 
 
 @bentoml.service(name="driftgate-monitor", workers=1, metrics={"enabled": True})
@@ -39,6 +53,7 @@ class Monitor:
         self.settings = settings
         self.store = open_store(settings.resolved_store_url)
         self.metrics = monitor_metrics()
+        start_monitor_series(self.metrics, served_features(settings))
         self.retraining = Retraining(self.store, settings, self.metrics)
         config = monitor_config(settings)
         self.runner = MonitorRunner(

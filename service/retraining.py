@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from service.config import Settings
 from service.metrics import MonitorMetrics
+from service.monitor_runner import ModelEvent
 from service.store.base import Store
 from service.webhooks.dispatcher import WebhookDispatcher
 from service.webhooks.outbox import RetrainRequests
@@ -36,10 +36,10 @@ class Retraining:
             self.metrics.webhook_deliveries.labels(outcome).inc()
 
     def request(
-        self, model: str, version: str, trigger: str, events: list[dict[str, Any]],
+        self, model: str, version: str, trigger: str, events: list[ModelEvent],
         reference_fingerprint: str | None,
     ) -> list[str]:
-        evidence = drift_evidence(events)
+        evidence = drift_evidence(e.to_row() for e in events)
         return self.requests.request(
             model, version, trigger, evidence, reference_fingerprint, time.time()
         )

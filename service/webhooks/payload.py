@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from monitoring.names import json_value
+
 __all__ = [
     "EVENT_TYPE",
     "TRIGGERS",
@@ -62,13 +64,6 @@ def parse_iso(text: Any) -> float | None:
     return moment.timestamp()
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN/inf: replace them by None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def drift_evidence(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Evidence from monitor events (``Store.read_events`` rows or ``MonitorEvent.to_dict()``).
 
@@ -83,8 +78,8 @@ def drift_evidence(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             "feature": e.get("feature"),
             "kind": e.get("kind"),
             "detector": e.get("detector"),
-            "statistic": _finite(e.get("statistic")),
-            "threshold": _finite(e.get("threshold")),
+            "statistic": json_value(e.get("statistic")),
+            "threshold": json_value(e.get("threshold")),
         }
         for e in rows
     ]

@@ -57,14 +57,16 @@ def test_cusum_threshold_rises_with_reference_uncertainty() -> None:
 
 
 def test_gtest_false_alarm_rate_matches_target() -> None:
-    from monitoring.categorical import CategoricalWindowTest
+    from monitoring.detectors import Budget
+    from monitoring.detectors.gtest import GTest
 
     rng = np.random.default_rng(0)
     cats, p = ["a", "b", "c"], [0.5, 0.3, 0.2]
     ref = list(rng.choice(cats, size=2000, p=p))
-    test = CategoricalWindowTest(ref, cats, window=100, rate=5e-4, rng=rng)
+    test = GTest.calibrate(ref, Budget(5e-4, rng, categories=cats,
+                                       settings={"category_window": 100}))
     live = rng.choice(cats, size=200_000, p=p).tolist()
-    alarms = sum(test.update(v) for v in live)
+    alarms = len(test.update_many(live))
     assert 30 <= alarms <= 160, alarms  # target: 100 (live data is a new sample)
 
 
@@ -95,7 +97,7 @@ def test_calibration_holds_on_new_samples_of_the_population(sign: float) -> None
 
 def test_calibrated_cusum_bank_on_live_samples() -> None:
     """The same with real charts on simulated live streams (coarser: 60 references)."""
-    from monitoring.detectors import CusumBank
+    from monitoring.detectors.cusum import CusumBank
 
     rng = np.random.default_rng(0)
     rate, alarms, total = 2e-4, 0, 0

@@ -97,7 +97,8 @@ def test_restore_matches_uninterrupted(model5: tuple) -> None:
             ev_b += b.update_label(r[0], r[2], r[2] + 1.0, r[3])
     assert [e.to_dict() for e in ev_a] == [e.to_dict() for e in ev_b]
     assert len(_drift_events(ev_a)) >= 2
-    assert json.dumps(a.status(), sort_keys=True) == json.dumps(b.status(), sort_keys=True)
+    assert json.dumps(a.status().to_dict(), sort_keys=True) == json.dumps(
+        b.status().to_dict(), sort_keys=True)
 
 
 def test_one_by_one_matches_batches(model5: tuple) -> None:
@@ -135,7 +136,7 @@ def test_data_quality_events(model5: tuple) -> None:
         ev = mon.update(f"q{i}", feats, 0.0, float(i))
         assert [(e.kind, e.feature, e.details["issue"]) for e in ev] == [
             ("data_quality", next(iter(patch)), issue)]
-    q = mon.status()["data_quality"]
+    q = mon.status().to_dict()["data_quality"]
     assert q["x0"]["missing"] == 1 and q["c"]["unseen_category"] == 1
 
 
@@ -155,7 +156,7 @@ def test_labels_only_change_no_drift_but_concept_drift(model5: tuple) -> None:
     assert concept and 1500 <= concept[0] < 1600
     assert perf and perf[0] >= 1500
     assert all(k in ("concept_drift", "performance") for k, _ in label_events)
-    st = mon.status()
+    st = mon.status().to_dict()
     assert st["labels_seen"] == 3000 and st["performance"]["mae"] > 0.4
 
 
@@ -163,7 +164,7 @@ def test_status_is_json_and_complete(model5: tuple) -> None:
     mon = _fresh(model5)
     x, c = _live(1000, 19)
     mon.update_many(records(x, c))
-    st = json.loads(json.dumps(mon.status()))
+    st = json.loads(json.dumps(mon.status().to_dict()))
     f = st["features"]["x0"]
     assert {"kind", "method", "score", "threshold", "drift_active", "window"} <= set(f)
     assert set(f["window"]) == {"ks", "ks_p", "psi", "js", "wasserstein"}
@@ -190,7 +191,7 @@ def test_classifier_prediction_drift_and_river_overrides() -> None:
     assert ("feature_drift", "x0", "page_hinkley") in got
     assert ("prediction_drift", "__prediction__", "gtest") in got
     assert min(int(e.record_id[1:]) for e in ev if e.kind in DRIFT) >= 1000
-    assert mon.status()["features"]["x1"]["method"] == "adwin"
+    assert mon.status().to_dict()["features"]["x1"]["method"] == "adwin"
 
 
 def test_unknown_detector_rejected(model5: tuple) -> None:
@@ -230,12 +231,12 @@ def test_missing_categories_are_not_a_category(missing: float | None) -> None:
                        "c": missing if i % 3 == 0 else str(rng.choice(["a", "b"]))}, 0.0, float(i))
             for i in range(3000)]
     assert _drift_events(mon.update_many(recs)) == []
-    assert mon.status()["data_quality"]["c"]["nan"] == 0
+    assert mon.status().to_dict()["data_quality"]["c"]["nan"] == 0
     strict = {**card, "features": [*card["features"][:2],
                                    {**card["features"][2], "nullable": False}]}
     mon = ModelMonitor(strict, ref, MonitorConfig(multivariate=False))
     mon.update_many(recs[:30])
-    counts = mon.status()["data_quality"]["c"]
+    counts = mon.status().to_dict()["data_quality"]["c"]
     assert counts["missing" if missing is None else "nan"] == 10
     assert counts["unseen_category"] == 0
 

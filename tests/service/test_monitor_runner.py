@@ -47,7 +47,7 @@ def _drain(runner: MonitorRunner, limit: int | None = None) -> list[dict]:
         result = runner.step()
         if not result.records:
             break
-        events.extend(result.events)
+        events.extend(e.to_row() for e in result.events)
         steps += 1
     return events
 
@@ -156,4 +156,25 @@ def test_detectors_chosen_by_settings(tmp_path, log_records, monkeypatch):
     assert (drift[0]["feature"], drift[0]["detector"]) == ("bmi", "adwin")
     monitor = runner.monitor_for("diabetes", log_records[0].version)
     assert monitor is not None and monitor.performance.detector == "hddm_a"
+    store.close()
+
+
+def test_checkpoint_of_an_older_snapshot_layout_recalibrates_and_continues(tmp_path,
+                                                                            log_records):
+    """A version-1 monitor snapshot (before the detector contract) is not restored: that
+    monitor is rebuilt from its card and the runner continues at the checkpoint's offset."""
+    import pickle
+    import zlib
+
+    store = open_store(str(tmp_path / "log.sqlite3"))
+    store.append(log_records)
+    key = ("diabetes", log_records[0].version)
+    old = b"DGMON" + bytes([1]) + zlib.compress(pickle.dumps({"layout": "v1"}))
+    store.save_checkpoint("monitor", 1000, 0, pickle.dumps({key: old}))
+    runner = _runner(store)
+    assert runner.offset == 1000 and runner.monitors == {}
+    events = _drain(runner)
+    assert runner.monitors[key].seen == len(log_records) - 1000
+    drift = [e for e in events if e["kind"] == "feature_drift"]
+    assert drift and drift[0]["feature"] == "bmi"
     store.close()

@@ -1,0 +1,12 @@
+"""Drift detectors behind one contract (:class:`StreamDetector`), found through a registry.
+
+See :mod:`monitoring.detectors.base` for the contract and :mod:`monitoring.detectors.registry`
+for the names.
+"""
+
+from __future__ import annotations
+
+from monitoring.detectors.base import Alarm, Budget, StreamDetector
+from monitoring.detectors.registry import DETECTORS, detector_class
+
+__all__ = ["DETECTORS", "Alarm", "Budget", "StreamDetector", "detector_class"]

@@ -1,0 +1,260 @@
+"""CUSUM: driftgate's default numeric detector, four calibrated one-sided charts per stream.
+
+:class:`CusumBank` is the engine: one-sided CUSUM charts vectorised across charts and, in
+:meth:`CusumBank.update_many`, across records too (the reflected sum
+``S_t = max(0, S_{t-1} + y_t)`` equals ``V_t - min(0, min_{s<=t} V_s)`` for the running sum
+``V``, so a batch costs a few numpy calls). :class:`Cusum` runs four charts on a standardised
+value ``z``: mean up (``z - k``), mean down (``-z - k``), variance up (``z**2 - 1 - k_v``) and
+variance down (``1 - z**2 - k_vd``), with thresholds from :mod:`monitoring.calibration`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from monitoring.calibration import calibrate_cusum, quadrature_standardizers
+from monitoring.detectors.base import Alarm, Budget, StreamDetector
+from monitoring.names import json_value
+
+__all__ = ["CHARTS", "Cusum", "CusumBank"]
+
+CHARTS = ("cusum_mean_up", "cusum_mean_down", "cusum_var_up", "cusum_var_down")
+
+
+class CusumBank:
+    """A bank of one-sided CUSUM charts with per-chart thresholds and group resets.
+
+    Parameters
+    ----------
+    thresholds
+        Threshold ``h`` of each chart (alarm when the statistic exceeds it).
+    groups
+        Group id of each chart; when a chart fires, all charts of its group restart at zero.
+        Defaults to one group per chart.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(7)
+    >>> z = np.concatenate([rng.standard_normal(300), rng.standard_normal(100) + 1.0])
+    >>> bank = CusumBank(np.array([8.0, 8.0]))
+    >>> alarms = bank.update_many(np.column_stack([z - 0.5, -z - 0.5]))
+    >>> [(a.row, a.chart) for a in alarms]
+    [(311, '0'), (329, '0'), (342, '0'), (360, '0'), (384, '0')]
+    """
+
+    def __init__(self, thresholds: np.ndarray, groups: np.ndarray | None = None) -> None:
+        self.thresholds = np.asarray(thresholds, dtype=float).copy()
+        n = self.thresholds.size
+        self.groups = np.arange(n) if groups is None else np.asarray(groups).copy()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._s = np.zeros(self.thresholds.size)
+
+    @property
+    def statistics(self) -> np.ndarray:
+        """Current statistic of every chart (read-only copy)."""
+        return self._s.copy()
+
+    def update_many(self, y: np.ndarray, names: tuple[str, ...] | None = None) -> list[Alarm]:
+        """Feed increments ``y`` of shape ``(records, charts)``; return alarms in order.
+
+        NaN increments leave a chart unchanged (missing values). ``names`` name the charts in
+        the alarms (default: their index).
+        """
+        return [Alarm(r, names[c] if names is not None else str(c), stat, h)
+                for r, c, stat, h in self.crossings(y)]
+
+    def crossings(self, y: np.ndarray) -> list[tuple[int, int, float, float]]:
+        """As :meth:`update_many`, as ``(row, chart, statistic, threshold)`` tuples."""
+        y = np.asarray(y, dtype=float)
+        if y.ndim == 1:
+            y = y[None, :]
+        y = np.where(np.isnan(y), 0.0, y)
+        alarms: list[tuple[int, int, float, float]] = []
+        start, n = 0, y.shape[0]
+        s0 = self._s
+        h = self.thresholds
+        while start < n:
+            if n - start == 1:  # one record: the recursion itself, fewer numpy calls
+                s = np.maximum(s0 + y[start], 0.0)[None, :]
+            else:
+                v = s0 + np.cumsum(y[start:], axis=0)
+                s = v - np.minimum(np.minimum.accumulate(v, axis=0), 0.0)
+            over = s > h
+            hit_rows = over.any(axis=1)
+            if not hit_rows.any():
+                s0 = s[-1]
+                break
+            r = int(np.argmax(hit_rows))
+            row = s[r].copy()
+            fired = np.flatnonzero(over[r])
+            for c in fired:
+                alarms.append((start + r, int(c), float(row[c]), float(h[c])))
+            for g in np.unique(self.groups[fired]):
+                row[self.groups == g] = 0.0
+            s0 = row
+            start += r + 1
+        self._s = np.array(s0, dtype=float)
+        return alarms
+
+
+class Cusum(StreamDetector):
+    """Four one-sided CUSUM charts (mean up/down, variance up/down) on a standardised stream.
+
+    When a chart fires, all four restart at zero. :attr:`score` is the highest
+    ``statistic / threshold`` of the four charts (at an alarm: the firing chart's).
+
+    Parameters
+    ----------
+    thresholds
+        Threshold of each chart (``inf`` switches a chart off).
+    k
+        Reference values of the four charts (mean up, mean down, variance up, variance down).
+    variance_clip
+        The variance charts use ``min(z**2, variance_clip**2)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> det = Cusum.calibrate(rng.standard_normal(2000), Budget(2e-6, rng))
+    >>> z = np.concatenate([rng.standard_normal(500), rng.standard_normal(200) + 1.0])
+    >>> [(a.row, a.chart) for a in det.update_many(z)][:2]
+    [(540, 'cusum_mean_up'), (566, 'cusum_mean_up')]
+    >>> det.score < 1.0
+    True
+    """
+
+    name = "cusum"
+    kind = "numeric"
+
+    def __init__(
+        self,
+        thresholds: tuple[float, float, float, float],
+        k: tuple[float, float, float, float] = (0.25, 0.25, 0.85, 0.54),
+        variance_clip: float = 3.0,
+    ) -> None:
+        self.thresholds = tuple(float(h) for h in thresholds)
+        self.k = tuple(float(v) for v in k)
+        self.variance_clip = float(variance_clip)
+        self._h = np.array(self.thresholds)
+        self._reset()
+
+    @classmethod
+    def calibrate(cls, reference: Any, budget: Budget) -> Cusum:
+        """Thresholds for ``budget.rate`` split over the charts by ``chart_weights``.
+
+        ``budget.settings`` may set ``cusum_k``, ``variance_k``, ``variance_down_k``,
+        ``clip_z``, ``variance_clip_z``, ``chart_weights``, ``calibration_streams`` and
+        ``calibration_steps`` (defaults: :class:`~monitoring.config.MonitorConfig`'s).
+        """
+        o = {**_DEFAULTS, **budget.settings}
+        k = (o["cusum_k"], o["cusum_k"], o["variance_k"], o["variance_down_k"])
+        clip2 = float(min(o["variance_clip_z"], o["clip_z"])) ** 2
+        weights = o["chart_weights"]
+        hs = calibrate_charts(np.asarray(reference, dtype=float), k, o["clip_z"], clip2,
+                              [w * float(budget.rate or 1e-6) for w in weights], budget.rng,
+                              o["calibration_streams"], o["calibration_steps"])
+        return cls((hs[0], hs[1], hs[2], hs[3]), k, clip2**0.5)
+
+    def _reset(self) -> None:
+        self._bank = CusumBank(self._h, np.zeros(4, dtype=int))
+        self._fired: Alarm | None = None
+
+    def update_many(self, values: Any) -> list[Alarm]:
+        z = np.asarray(values, dtype=float).reshape(-1, 1)
+        return self.update_columns([self], z)[0]
+
+    @classmethod
+    def update_columns(cls, detectors: Sequence[StreamDetector],
+                       values: np.ndarray) -> list[list[Alarm]]:
+        """Every stream's charts in one bank: a batch of many features costs a few numpy
+        calls, not a few per feature (the same decisions as one detector at a time)."""
+        dets = [d for d in detectors if isinstance(d, Cusum)]
+        z = np.asarray(values, dtype=float)
+        n, m = z.shape
+        k = np.array([d.k for d in dets])
+        z2 = np.minimum(z * z, np.array([d.variance_clip**2 for d in dets]))
+        y = np.empty((n, m, 4))
+        y[:, :, 0] = z - k[:, 0]
+        y[:, :, 1] = -z - k[:, 1]
+        y[:, :, 2] = z2 - 1.0 - k[:, 2]
+        y[:, :, 3] = 1.0 - z2 - k[:, 3]
+        bank = CusumBank(np.concatenate([d._h for d in dets]), np.repeat(np.arange(m), 4))
+        bank._s = np.concatenate([d._bank._s for d in dets])
+        out: list[list[Alarm]] = [[] for _ in dets]
+        for row, c, stat, h in bank.crossings(y.reshape(n, 4 * m)):
+            out[c // 4].append(Alarm(row, CHARTS[c % 4], stat, h))
+        for j, d in enumerate(dets):
+            d._bank._s = bank._s[4 * j : 4 * j + 4].copy()
+            d._fired = out[j][-1] if out[j] and out[j][-1].row == n - 1 else None
+        return out
+
+    def _ratios(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = self._bank.statistics / self._h
+        return np.where(np.isfinite(self._h), r, 0.0)
+
+    def _chart(self) -> tuple[float, float]:
+        if self._fired is not None:
+            return self._fired.statistic, self._fired.threshold
+        c = int(np.argmax(self._ratios()))
+        return float(self._bank.statistics[c]), self.thresholds[c]
+
+    @property
+    def statistic(self) -> float:
+        """Statistic of the chart closest to its threshold (at an alarm: the firing one)."""
+        return self._chart()[0]
+
+    @property
+    def threshold(self) -> float:
+        """Threshold of the chart reported by :attr:`statistic`."""
+        return self._chart()[1]
+
+    @property
+    def score(self) -> float:
+        if self._fired is not None:
+            return self._fired.statistic / self._fired.threshold
+        return float(self._ratios().max())
+
+    def details(self) -> dict[str, Any]:
+        """Every chart's statistic and threshold (``None`` for a chart switched off)."""
+        s = self._bank.statistics
+        h = [json_value(float(v)) for v in self._h]
+        return {"charts": {name: {"statistic": float(s[c]), "threshold": h[c]}
+                           for c, name in enumerate(CHARTS)}}
+
+
+_DEFAULTS: dict[str, Any] = {
+    "cusum_k": 0.25, "variance_k": 0.85, "variance_down_k": 0.54, "clip_z": 5.0,
+    "variance_clip_z": 3.0, "chart_weights": (0.47, 0.47, 0.05, 0.01),
+    "calibration_streams": 256, "calibration_steps": 1024,
+}
+
+
+def calibrate_charts(
+    x: np.ndarray, k: tuple[float, ...], clip_z: float, variance_clip2: float,
+    rates: list[float], rng: np.random.Generator, n_streams: int, n_steps: int,
+) -> list[float]:
+    """Thresholds of the first ``len(rates)`` of the four charts on raw reference values ``x``
+    (standardised over the reference's sampling uncertainty, see
+    :func:`monitoring.calibration.quadrature_standardizers`); ``inf`` for the variance charts
+    of a constant reference."""
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        x = np.zeros(2)
+    sd = x.std(ddof=1)
+    m, s, w = quadrature_standardizers(x)
+    z = np.clip((x[None, :] - m[:, None]) / s[:, None], -clip_z, clip_z)
+    z2 = np.minimum(z * z, variance_clip2)
+    incs = (z - k[0], -z - k[1], z2 - 1 - k[2], 1 - z2 - k[3])
+    out = []
+    for c, rate in enumerate(rates):
+        if c >= 2 and not sd > 0:
+            out.append(float("inf"))
+            continue
+        out.append(calibrate_cusum(incs[c], rate, rng, n_streams, n_steps, weights=w))
+    return out
