@@ -20,6 +20,7 @@ Example
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from dataclasses import dataclass
 from functools import cached_property
@@ -215,3 +216,27 @@ def get_model(name: str, version: str | None = None) -> RegisteredModel:
 
 def _valid_name(name: str) -> bool:
     return bool(name) and all(c.isalnum() or c in "-_." for c in name) and name.islower()
+
+
+def registry_signature() -> tuple[tuple[str, int], ...]:
+    """A cheap change detector of the model store: the modification times of its model and
+    version directories (a new name, a new version, and every file a registration adds to a
+    version directory move one of them). A few ``stat`` calls; no model is read."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    root = Path(BentoMLContainer.model_store_dir.get())
+    found: list[tuple[str, int]] = []
+    try:
+        with os.scandir(root) as names:
+            for name in names:
+                if not name.is_dir():
+                    continue
+                found.append((name.name, name.stat().st_mtime_ns))
+                with os.scandir(name.path) as versions:
+                    found.extend(
+                        (f"{name.name}/{v.name}", v.stat().st_mtime_ns)
+                        for v in versions if v.is_dir()
+                    )
+    except FileNotFoundError:  # nothing registered yet, or a directory just removed
+        pass
+    return tuple(sorted(found))

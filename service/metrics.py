@@ -163,3 +163,29 @@ def exposed_names() -> set[str]:
         else:
             names.add(family.name)
     return names
+
+
+@dataclass
+class RoutingMetrics:
+    revision: Gauge
+    load_failures: Counter
+
+
+def routing_metrics(registry: CollectorRegistry = REGISTRY) -> RoutingMetrics:
+    """The live-routing metrics of a gateway worker (created once per registry and process).
+
+    ``driftgate_routing_revision`` is the lowest routing revision any live worker applies:
+    once it reaches a change's revision, every worker serves that change."""
+    key = (id(registry), "routing")
+    if key not in _created:
+        _created[key] = RoutingMetrics(
+            revision=Gauge(
+                "driftgate_routing_revision", "Routing revision applied (lowest over workers).",
+                multiprocess_mode="livemin", registry=registry,
+            ),
+            load_failures=Counter(
+                "driftgate_model_load_failures", "Versions given up after failing to load "
+                "or warm.", ["model"], registry=registry,
+            ),
+        )
+    return _created[key]  # type: ignore[return-value]
