@@ -185,3 +185,6 @@ async def alertmanager(request: Request) -> JSONResponse:
 
 
 app.include_router(v2_router)
+from service.routing_api import router as routing_router  # noqa: E402 - kept with its include
+
+app.include_router(routing_router)

@@ -4,6 +4,14 @@
     driftgate models list
     driftgate models show churn [--version V]
     driftgate models demo [--if-empty]
+    driftgate models promote churn V [--reason WHY]
+    driftgate models alias churn stable V
+    driftgate models canary churn V --weight 0.1     (or: churn --off)
+    driftgate models shadow churn V                   (or: churn --off)
+    driftgate models rollback churn
+    driftgate routing apply driftgate.yaml [--prune]
+    driftgate routing history churn
+    driftgate routing show churn
     driftgate log export --model churn --since 2026-11-01 --with-labels -o out.parquet
     driftgate log prune
     driftgate monitor replay --model churn [--since T]
@@ -114,6 +122,96 @@ def _store():
     return open_store(settings.resolved_store_url)
 
 
+def _admin():
+    import getpass
+    import socket
+
+    from service.routing_state import RoutingAdmin
+
+    return RoutingAdmin(_store(), f"cli:{getpass.getuser()}@{socket.gethostname()}")
+
+
+def _report(change: Any) -> int:
+    from service.routing_state import describe_change
+
+    print(describe_change(change) if change is not None else "no change: already so")
+    return 0
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    return _report(_admin().promote(args.name, args.version, args.reason))
+
+
+def cmd_models_alias(args: argparse.Namespace) -> int:
+    version = None if args.remove else args.version
+    if version is None and not args.remove:
+        raise SystemExit("give a VERSION or --remove")
+    return _report(_admin().alias(args.name, args.alias, version, args.reason))
+
+
+def cmd_models_canary(args: argparse.Namespace) -> int:
+    if args.off == (args.version is not None):
+        raise SystemExit("give VERSION --weight W, or --off")
+    if not args.off and args.weight is None:
+        raise SystemExit("give --weight W (the share of requests, 0 to 1)")
+    weight = 0.0 if args.off else args.weight
+    return _report(_admin().canary(args.name, args.version, weight, args.reason))
+
+
+def cmd_models_shadow(args: argparse.Namespace) -> int:
+    if args.off == (args.version is not None):
+        raise SystemExit("give VERSION, or --off")
+    return _report(_admin().shadow(args.name, args.version, args.reason))
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    return _report(_admin().rollback(args.name, args.reason))
+
+
+def cmd_routing_apply(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from service.config import ServingConfig
+    from service.routing_state import describe_change
+
+    path = Path(args.file)
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist")
+    changes = _admin().apply(ServingConfig.load(path), prune=args.prune,
+                             reason=args.reason or f"apply {path}")
+    for change in changes:
+        print(describe_change(change))
+    print(f"{len(changes)} change(s)" if changes else "no changes: the store matches the file")
+    return 0
+
+
+def cmd_routing_history(args: argparse.Namespace) -> int:
+    from service.routing_state import describe_change
+
+    admin = _admin()
+    admin.versions(args.name)
+    changes = admin.history(args.name, args.limit)
+    if args.json:
+        _print([c.as_json() for c in changes])
+        return 0
+    for change in changes:
+        when = datetime.fromtimestamp(change.ts, UTC).isoformat(timespec="seconds")
+        print(f"{when} {describe_change(change)}")
+    if not changes:
+        print(f"no routing changes of {args.name} (it serves its latest version)")
+    return 0
+
+
+def cmd_routing_show(args: argparse.Namespace) -> int:
+    from service.routing_state import document_of
+
+    admin = _admin()
+    admin.versions(args.name)
+    spec, revision = admin.current(args.name)
+    _print({"name": args.name, "revision": revision, "routing": document_of(spec)})
+    return 0
+
+
 def cmd_log_export(args: argparse.Namespace) -> int:
     from service.store.export import export_to_file
 
@@ -214,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = models.add_parser("demo", help="train and register the demo models")
     demo.add_argument("--if-empty", action="store_true", help="only if no model is registered")
     demo.set_defaults(func=cmd_models_demo)
+    _routing_commands(models, groups)
 
     log = groups.add_parser("log", help="the prediction log").add_subparsers(
         dest="command", required=True
@@ -251,9 +350,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _routing_commands(models: Any, groups: Any) -> None:
+    """``models promote|alias|canary|shadow|rollback`` and ``routing apply|history|show``."""
+    why = {"help": "why (kept in the routing history)"}
+    promote = models.add_parser("promote", help="make a version the default, live")
+    promote.add_argument("name")
+    promote.add_argument("version", help="a version, an alias or 'latest'")
+    promote.add_argument("--reason", **why)
+    promote.set_defaults(func=cmd_models_promote)
+    alias = models.add_parser("alias", help="point an alias at a version")
+    alias.add_argument("name")
+    alias.add_argument("alias")
+    alias.add_argument("version", nargs="?")
+    alias.add_argument("--remove", action="store_true", help="remove the alias")
+    alias.add_argument("--reason", **why)
+    alias.set_defaults(func=cmd_models_alias)
+    canary = models.add_parser("canary", help="send a share of the requests to a version")
+    canary.add_argument("name")
+    canary.add_argument("version", nargs="?")
+    canary.add_argument("--weight", type=float, help="share of unpinned requests, 0 to 1")
+    canary.add_argument("--off", action="store_true", help="end the canary")
+    canary.add_argument("--reason", **why)
+    canary.set_defaults(func=cmd_models_canary)
+    shadow = models.add_parser("shadow", help="copy requests to a version (answers logged)")
+    shadow.add_argument("name")
+    shadow.add_argument("version", nargs="?")
+    shadow.add_argument("--off", action="store_true", help="end the shadow")
+    shadow.add_argument("--reason", **why)
+    shadow.set_defaults(func=cmd_models_shadow)
+    rollback = models.add_parser("rollback", help="back to the previous default, in one step")
+    rollback.add_argument("name")
+    rollback.add_argument("--reason", **why)
+    rollback.set_defaults(func=cmd_models_rollback)
+
+    routing = groups.add_parser("routing", help="live routing in the store").add_subparsers(
+        dest="command", required=True
+    )
+    apply = routing.add_parser("apply", help="make the store's routing what a file says")
+    apply.add_argument("file", help="the serving file, e.g. driftgate.yaml")
+    apply.add_argument("--prune", action="store_true",
+                       help="also remove the routing of models the file does not list")
+    apply.add_argument("--reason", **why)
+    apply.set_defaults(func=cmd_routing_apply)
+    history = routing.add_parser("history", help="every routing change of a model")
+    history.add_argument("name")
+    history.add_argument("--limit", type=int, default=100)
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(func=cmd_routing_history)
+    show = routing.add_parser("show", help="the stored routing of a model")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_routing_show)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from service.errors import APIError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except APIError as error:  # a mistake of the caller: the message, no traceback
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -111,6 +111,10 @@ class RoutingAdmin:
             if alias == LATEST or resolve(ServedModelConfig(), target, versions) is None:
                 raise invalid("invalid_routing", f"alias {alias!r} -> {target!r} of {name!r} "
                               "must name a registered version (and not be 'latest')")
+        if spec.canary is not None and spec.canary.weight > 0 and resolve(
+            spec, spec.canary.version, versions
+        ) == resolve(spec, spec.default, versions):
+            raise invalid("invalid_routing", f"the canary of {name!r} is its default version")
         named = [("default", spec.default), ("shadow", spec.shadow),
                  ("canary", spec.canary.version if spec.canary else None)]
         for role, wanted in named:
@@ -157,10 +161,7 @@ class RoutingAdmin:
             if version is None or weight == 0.0:
                 spec.canary = None
                 return spec
-            target = self._version(name, spec, version)
-            if target == resolve(spec, spec.default, self.versions(name)):
-                raise invalid("invalid_routing", f"{target!r} is already the default of {name!r}")
-            spec.canary = CanaryConfig(version=target, weight=weight)
+            spec.canary = CanaryConfig(version=self._version(name, spec, version), weight=weight)
             return spec
 
         return self._change(name, "canary", reason, edit)
