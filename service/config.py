@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         "adwin", description="Concept-drift detector on the labelled error stream."
     )
     routing_poll_seconds: float = Field(
-        0.5, description="How often each gateway worker checks the store's routing revision "
+        0.25, description="How often each gateway worker checks the store's routing revision "
         "and the registry for changes."
     )
     monitor_poll_seconds: float = Field(0.2, description="How often the monitor tails the log.")

@@ -56,13 +56,16 @@ class RoutingAdmin:
     def __init__(self, store: Store, actor: str) -> None:
         self.store = store
         self.actor = actor
+        self._versions: dict[str, list[RegisteredModel]] = {}  # one registry scan per change
 
     # -- reading -------------------------------------------------------------------------
     def versions(self, name: str) -> list[RegisteredModel]:
-        found = [v for v in list_models(name) if v.name == name]
-        if not found:
-            raise not_found("unknown_model", f"unknown model {name!r}")
-        return found
+        if name not in self._versions:
+            found = [v for v in list_models(name) if v.name == name]
+            if not found:
+                raise not_found("unknown_model", f"unknown model {name!r}")
+            self._versions[name] = found
+        return self._versions[name]
 
     def current(self, name: str) -> tuple[ServedModelConfig, int]:
         """The stored routing of ``name`` (implicit if none) and its revision (0: none)."""
@@ -87,6 +90,7 @@ class RoutingAdmin:
     ) -> RoutingChange | None:
         """Read, ``edit(spec) -> spec``, write with compare-and-set; None if unchanged."""
         for _ in range(_ATTEMPTS):
+            self._versions.clear()
             spec, revision = self.current(name)
             if expected is not None and expected != revision:
                 raise _conflict(RoutingConflict(name, expected, revision))
@@ -229,6 +233,7 @@ class RoutingAdmin:
     ) -> list[RoutingChange]:
         """Make the store's routing what the serving file says (idempotent). Names the file
         does not list keep their routing unless ``prune``."""
+        self._versions.clear()
         for name, spec in serving.models.items():
             self.validate(name, spec)
         states: dict[str, dict[str, Any] | None] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol
@@ -97,10 +98,12 @@ class RoutingWatcher:
         unchanged = revision == self._seen_revision and not registry_moved
         if unchanged and not self.router.retry_pending():
             return False
+        started = time.perf_counter()
         if registry_moved:
             self._registry = registry_by_name()
         applied, specs = self.source.read()
         self.router.refresh(applied, specs, self._registry)
+        log.info("routing revision %d applied in %.3f s", applied, time.perf_counter() - started)
         self._seen_revision, self._seen_signature = applied, signature
         if self.metrics is not None:
             self.metrics.revision.set(applied)
