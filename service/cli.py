@@ -352,36 +352,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _routing_commands(models: Any, groups: Any) -> None:
     """``models promote|alias|canary|shadow|rollback`` and ``routing apply|history|show``."""
-    why = {"help": "why (kept in the routing history)"}
-    promote = models.add_parser("promote", help="make a version the default, live")
-    promote.add_argument("name")
-    promote.add_argument("version", help="a version, an alias or 'latest'")
-    promote.add_argument("--reason", **why)
-    promote.set_defaults(func=cmd_models_promote)
-    alias = models.add_parser("alias", help="point an alias at a version")
-    alias.add_argument("name")
-    alias.add_argument("alias")
-    alias.add_argument("version", nargs="?")
-    alias.add_argument("--remove", action="store_true", help="remove the alias")
-    alias.add_argument("--reason", **why)
-    alias.set_defaults(func=cmd_models_alias)
-    canary = models.add_parser("canary", help="send a share of the requests to a version")
-    canary.add_argument("name")
-    canary.add_argument("version", nargs="?")
+
+    def change(command: str, help: str, func: Any, *positional: str) -> Any:
+        parser = models.add_parser(command, help=help)
+        parser.add_argument("name")
+        for arg in positional:
+            parser.add_argument(arg.rstrip("?"), nargs="?" if arg.endswith("?") else None)
+        parser.add_argument("--reason", help="why (kept in the routing history)")
+        parser.set_defaults(func=func)
+        return parser
+
+    change("promote", "make a version (or alias, or 'latest') the default, live",
+           cmd_models_promote, "version")
+    change("alias", "point an alias at a version", cmd_models_alias, "alias", "version?"
+           ).add_argument("--remove", action="store_true", help="remove the alias")
+    canary = change("canary", "send a share of the requests to a version", cmd_models_canary,
+                    "version?")
     canary.add_argument("--weight", type=float, help="share of unpinned requests, 0 to 1")
     canary.add_argument("--off", action="store_true", help="end the canary")
-    canary.add_argument("--reason", **why)
-    canary.set_defaults(func=cmd_models_canary)
-    shadow = models.add_parser("shadow", help="copy requests to a version (answers logged)")
-    shadow.add_argument("name")
-    shadow.add_argument("version", nargs="?")
-    shadow.add_argument("--off", action="store_true", help="end the shadow")
-    shadow.add_argument("--reason", **why)
-    shadow.set_defaults(func=cmd_models_shadow)
-    rollback = models.add_parser("rollback", help="back to the previous default, in one step")
-    rollback.add_argument("name")
-    rollback.add_argument("--reason", **why)
-    rollback.set_defaults(func=cmd_models_rollback)
+    change("shadow", "copy requests to a version (answers logged)", cmd_models_shadow,
+           "version?").add_argument("--off", action="store_true", help="end the shadow")
+    change("rollback", "back to the previous default, in one step", cmd_models_rollback)
 
     routing = groups.add_parser("routing", help="live routing in the store").add_subparsers(
         dest="command", required=True
@@ -390,7 +381,7 @@ def _routing_commands(models: Any, groups: Any) -> None:
     apply.add_argument("file", help="the serving file, e.g. driftgate.yaml")
     apply.add_argument("--prune", action="store_true",
                        help="also remove the routing of models the file does not list")
-    apply.add_argument("--reason", **why)
+    apply.add_argument("--reason", help="why (kept in the routing history)")
     apply.set_defaults(func=cmd_routing_apply)
     history = routing.add_parser("history", help="every routing change of a model")
     history.add_argument("name")
