@@ -163,3 +163,24 @@ def test_admin_rejects_client_mistakes(tmp_path, model):
                 call()
             assert (caught.value.status, caught.value.type) == (status, kind)
         assert context().store.routing_revision() == 0  # nothing was written
+
+
+def test_unrouted_version_is_unloaded_only_after_its_requests_drain(model):
+    from service.config import ServedModelConfig
+    from service.routing import Router
+    from service.routing_watch import registry_by_name
+
+    name, v1 = model
+    v2 = register_version(name, alpha=6.0).version
+    registry = {name: registry_by_name()[name]}
+    router = Router(seed=0)
+    router.refresh(1, {name: ServedModelConfig(default=v1)}, registry)
+    old = router.route(name).model
+    old.inflight += 1  # a request is predicting with v1 right now
+    router.refresh(2, {name: ServedModelConfig(default=v2)}, registry)
+    assert router.route(name).model.version == v2 and router.revision == 2
+    assert router.loaded(name, v1) is None  # no longer routed: new requests never get it
+    assert router.unload_drained() == []  # ... but it stays until its request finishes
+    old.inflight -= 1
+    assert router.unload_drained() == [old]
+    assert router.unload_drained() == []
