@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,9 +76,6 @@ class ServedModel:
 
     def routed(self) -> list[LoadedModel]:
         return [m for m in (self.default, self.canary, self.shadow) if m is not None]
-
-    def loaded(self, version: str) -> LoadedModel | None:
-        return self._router.loaded(self.name, version)
 
     def loaded_versions(self) -> list[LoadedModel]:
         return self._router.loaded_versions(self.name)
@@ -246,10 +243,6 @@ class Router:
     def loaded_versions(self, name: str) -> list[LoadedModel]:
         with self._lock:
             return [m for (n, _), m in self._cache.items() if n == name]
-
-    def all_loaded(self) -> Iterator[LoadedModel]:
-        with self._lock:
-            yield from list(self._cache.values())
 
     # -- cards -----------------------------------------------------------------------------
     def card_of(self, name: str, version: str) -> ModelCard | None:
