@@ -20,6 +20,7 @@ Example
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 from dataclasses import dataclass
@@ -221,3 +222,27 @@ def _valid_name(name: str) -> bool:
     """A name BentoML accepts as a model tag: lowercase ASCII alphanumerics, ``-``, ``_``,
     ``.`` inside, at most 63 characters."""
     return _MODEL_NAME.fullmatch(name) is not None
+
+
+def registry_signature() -> tuple[tuple[str, int], ...]:
+    """A cheap change detector of the model store: the modification times of its model and
+    version directories (a new name, a new version, and every file a registration adds to a
+    version directory move one of them). A few ``stat`` calls; no model is read."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    root = Path(BentoMLContainer.model_store_dir.get())
+    found: list[tuple[str, int]] = []
+    try:
+        with os.scandir(root) as names:
+            for name in names:
+                if not name.is_dir():
+                    continue
+                found.append((name.name, name.stat().st_mtime_ns))
+                with os.scandir(name.path) as versions:
+                    found.extend(
+                        (f"{name.name}/{v.name}", v.stat().st_mtime_ns)
+                        for v in versions if v.is_dir()
+                    )
+    except FileNotFoundError:  # nothing registered yet, or a directory just removed
+        pass
+    return tuple(sorted(found))

@@ -195,6 +195,9 @@ async def alertmanager(request: Request) -> JSONResponse:
 
 
 app.include_router(v2_router)
+from service.routing_api import router as routing_router  # noqa: E402 - kept with its include
+
+app.include_router(routing_router)
 
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 BENTOML_PREFIXES = ("/static_content/", "/assets/")

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from service.alerts import AlertReceiver
 from service.config import Settings
 from service.core import GatewayCore, NullSink, RecordSink
 from service.errors import APIError
-from service.metrics import gateway_metrics, start_gateway_series
+from service.metrics import (
+    RoutingMetrics,
+    gateway_metrics,
+    routing_metrics,
+    start_gateway_series,
+)
 from service.routing import Router
+from service.routing_state import FILE_ACTOR, RoutingAdmin
+from service.routing_watch import FileRouting, RoutingSource, RoutingWatcher, StoreRouting
 from service.store.base import Store
 from service.store.factory import open_store
 from service.store.writer import GroupCommitWriter
@@ -28,6 +37,7 @@ class GatewayContext:
     store: Store | None
     writer: GroupCommitWriter | None = None
     alerts: AlertReceiver | None = None  # needs the store
+    watcher: RoutingWatcher | None = None
     _ready: tuple[float, bool] = (-math.inf, False)  # (checked at, answer)
 
     def ready(self, max_age: float = 1.0) -> bool:
@@ -48,6 +58,8 @@ class GatewayContext:
         return answer
 
     async def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.writer is not None:
             await self.writer.close()
         if self.store is not None:
@@ -71,7 +83,19 @@ def build_context(settings: Settings) -> GatewayContext:
         )
         sink = writer
     serving = settings.serving()
-    core = GatewayCore(Router(serving), sink, metrics, settings.max_rows)
+    live = routing_metrics()
+    router = Router(on_failure=_record_failure(store, live))
+    source: RoutingSource = FileRouting(serving)
+    if store is not None:  # the file is applied once, to a store whose routing was never set
+        if store.routing_revision() == 0:
+            RoutingAdmin(store, FILE_ACTOR).apply(
+                serving, only_if_unset=True, reason=f"initial routing from {settings.config_file}"
+            )
+        source = StoreRouting(store)
+    watcher = RoutingWatcher(router, source, settings.routing_poll_seconds, live)
+    watcher.check()  # serve nothing before the first routing is loaded
+    watcher.start()
+    core = GatewayCore(router, sink, metrics, settings.max_rows)
     start_gateway_series(metrics, {
         name: (sorted({m.version for m in (s.default, s.canary, s.shadow) if m is not None}),
                s.default.card.feature_names)
@@ -79,10 +103,45 @@ def build_context(settings: Settings) -> GatewayContext:
     alerts = None
     if store is not None:
         retrain = RetrainRequests(store, serving.webhooks, settings)
-        alerts = AlertReceiver(
-            store, retrain, core.router.reference_fingerprint, set(core.router.models)
-        )
-    return GatewayContext(core=core, settings=settings, store=store, writer=writer, alerts=alerts)
+        alerts = AlertReceiver(store, retrain, router.reference_fingerprint, ServedNames(router))
+    return GatewayContext(core=core, settings=settings, store=store, writer=writer,
+                          alerts=alerts, watcher=watcher)
+
+
+class ServedNames(Collection[str]):
+    """The model names the router serves now (a live view, not a copy)."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.router.models
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.router.models))
+
+    def __len__(self) -> int:
+        return len(self.router.models)
+
+
+def _record_failure(store: Store | None, metrics: RoutingMetrics):  # type: ignore[no-untyped-def]
+    """The router's hook for a version given up: a metric, a log line and an event."""
+
+    def record(model: str, version: str, stage: str, error: str) -> None:
+        metrics.load_failures.labels(model).inc()
+        log.error("%s:%s is not routed: it failed to %s: %s", model, version, stage, error)
+        if store is None:
+            return
+        try:
+            store.append_events([{
+                "model": model, "version": version, "kind": "version_unavailable",
+                "ts": time.time(),
+                "details": {"stage": stage, "error": error, "worker_pid": os.getpid()},
+            }])  # fmt: skip
+        except Exception:  # the event is best effort; the version stays unrouted anyway
+            log.exception("could not record the failure of %s:%s", model, version)
+
+    return record
 
 
 _context: GatewayContext | None = None

@@ -4,6 +4,14 @@
     driftgate models list
     driftgate models show churn [--version V]
     driftgate models demo [--if-empty]
+    driftgate models promote churn V [--reason WHY]
+    driftgate models alias churn stable V
+    driftgate models canary churn V --weight 0.1     (or: churn --off)
+    driftgate models shadow churn V                   (or: churn --off)
+    driftgate models rollback churn
+    driftgate routing apply driftgate.yaml [--prune]
+    driftgate routing history churn
+    driftgate routing show churn
     driftgate log export --model churn --since 2026-11-01 --with-labels -o out.parquet
     driftgate log prune
     driftgate monitor replay --model churn [--since T]
@@ -17,6 +25,7 @@ import argparse
 import json
 import pickle
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -100,6 +109,96 @@ def _store():
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return open_store(settings.resolved_store_url)
+
+
+def _admin():
+    import getpass
+    import socket
+
+    from service.routing_state import RoutingAdmin
+
+    return RoutingAdmin(_store(), f"cli:{getpass.getuser()}@{socket.gethostname()}")
+
+
+def _report(change: Any) -> int:
+    from service.routing_state import describe_change
+
+    print(describe_change(change) if change is not None else "no change: already so")
+    return 0
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    return _report(_admin().promote(args.name, args.version, args.reason))
+
+
+def cmd_models_alias(args: argparse.Namespace) -> int:
+    version = None if args.remove else args.version
+    if version is None and not args.remove:
+        raise SystemExit("give a VERSION or --remove")
+    return _report(_admin().alias(args.name, args.alias, version, args.reason))
+
+
+def cmd_models_canary(args: argparse.Namespace) -> int:
+    if args.off == (args.version is not None):
+        raise SystemExit("give VERSION --weight W, or --off")
+    if not args.off and args.weight is None:
+        raise SystemExit("give --weight W (the share of requests, 0 to 1)")
+    weight = 0.0 if args.off else args.weight
+    return _report(_admin().canary(args.name, args.version, weight, args.reason))
+
+
+def cmd_models_shadow(args: argparse.Namespace) -> int:
+    if args.off == (args.version is not None):
+        raise SystemExit("give VERSION, or --off")
+    return _report(_admin().shadow(args.name, args.version, args.reason))
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    return _report(_admin().rollback(args.name, args.reason))
+
+
+def cmd_routing_apply(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from service.config import ServingConfig
+    from service.routing_state import describe_change
+
+    path = Path(args.file)
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist")
+    changes = _admin().apply(ServingConfig.load(path), prune=args.prune,
+                             reason=args.reason or f"apply {path}")
+    for change in changes:
+        print(describe_change(change))
+    print(f"{len(changes)} change(s)" if changes else "no changes: the store matches the file")
+    return 0
+
+
+def cmd_routing_history(args: argparse.Namespace) -> int:
+    from service.routing_state import describe_change
+
+    admin = _admin()
+    admin.versions(args.name)
+    changes = admin.history(args.name, args.limit)
+    if args.json:
+        _print([c.as_json() for c in changes])
+        return 0
+    for change in changes:
+        when = datetime.fromtimestamp(change.ts, UTC).isoformat(timespec="seconds")
+        print(f"{when} {describe_change(change)}")
+    if not changes:
+        print(f"no routing changes of {args.name} (it serves its latest version)")
+    return 0
+
+
+def cmd_routing_show(args: argparse.Namespace) -> int:
+    from service.routing_state import document_of
+
+    admin = _admin()
+    admin.versions(args.name)
+    spec, revision = admin.current(args.name)
+    _print({"name": args.name, "revision": revision, "routing": document_of(spec)})
+    return 0
 
 
 def cmd_log_export(args: argparse.Namespace) -> int:
@@ -202,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = models.add_parser("demo", help="train and register the demo models")
     demo.add_argument("--if-empty", action="store_true", help="only if no model is registered")
     demo.set_defaults(func=cmd_models_demo)
+    _routing_commands(models, groups)
 
     log = groups.add_parser("log", help="the prediction log").add_subparsers(
         dest="command", required=True
@@ -239,9 +339,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _routing_commands(models: Any, groups: Any) -> None:
+    """``models promote|alias|canary|shadow|rollback`` and ``routing apply|history|show``."""
+
+    def change(command: str, help: str, func: Any, *positional: str) -> Any:
+        parser = models.add_parser(command, help=help)
+        parser.add_argument("name")
+        for arg in positional:
+            parser.add_argument(arg.rstrip("?"), nargs="?" if arg.endswith("?") else None)
+        parser.add_argument("--reason", help="why (kept in the routing history)")
+        parser.set_defaults(func=func)
+        return parser
+
+    change("promote", "make a version (or alias, or 'latest') the default, live",
+           cmd_models_promote, "version")
+    change("alias", "point an alias at a version", cmd_models_alias, "alias", "version?"
+           ).add_argument("--remove", action="store_true", help="remove the alias")
+    canary = change("canary", "send a share of the requests to a version", cmd_models_canary,
+                    "version?")
+    canary.add_argument("--weight", type=float, help="share of unpinned requests, 0 to 1")
+    canary.add_argument("--off", action="store_true", help="end the canary")
+    change("shadow", "copy requests to a version (answers logged)", cmd_models_shadow,
+           "version?").add_argument("--off", action="store_true", help="end the shadow")
+    change("rollback", "back to the previous default, in one step", cmd_models_rollback)
+
+    routing = groups.add_parser("routing", help="live routing in the store").add_subparsers(
+        dest="command", required=True
+    )
+    apply = routing.add_parser("apply", help="make the store's routing what a file says")
+    apply.add_argument("file", help="the serving file, e.g. driftgate.yaml")
+    apply.add_argument("--prune", action="store_true",
+                       help="also remove the routing of models the file does not list")
+    apply.add_argument("--reason", help="why (kept in the routing history)")
+    apply.set_defaults(func=cmd_routing_apply)
+    history = routing.add_parser("history", help="every routing change of a model")
+    history.add_argument("name")
+    history.add_argument("--limit", type=int, default=100)
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(func=cmd_routing_history)
+    show = routing.add_parser("show", help="the stored routing of a model")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_routing_show)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from service.errors import APIError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except APIError as error:  # a mistake of the caller: the message, no traceback
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

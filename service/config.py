@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     concept_detector: str = Field(
         "adwin", description="Concept-drift detector on the labelled error stream."
     )
+    routing_poll_seconds: float = Field(
+        0.25, description="How often each gateway worker checks the store's routing revision "
+        "and the registry for changes."
+    )
     monitor_poll_seconds: float = Field(0.2, description="How often the monitor tails the log.")
     monitor_batch: int = Field(5_000, description="Records the monitor reads per batch.")
     checkpoint_every_seconds: float = Field(2.0, description="Checkpoint interval.")

@@ -108,12 +108,15 @@ class GatewayCore:
             span.set_attribute("driftgate.model", model.name)
             span.set_attribute("driftgate.version", model.version)
             span.set_attribute("driftgate.rows", len(batch.rows))
+            model.inflight += 1
             try:
                 result, records = self._run(route, batch, request_id, trace_id, started)
             except Exception as exc:  # the model itself failed on valid input
                 error = APIError(500, "model_error", f"the model failed: {exc!r}")
                 self.count_error(error, name)
                 raise error from exc
+            finally:
+                model.inflight -= 1
         if route.shadow is not None:
             with self.tracer.start_as_current_span("driftgate.shadow") as span:
                 span.set_attribute("driftgate.version", route.shadow.version)
@@ -167,6 +170,7 @@ class GatewayCore:
         request_id: str | None, trace_id: str | None,
     ) -> list[PredictionRecord]:
         started = time.perf_counter()
+        shadow.inflight += 1
         try:
             shadow.validator.validate(batch.rows)
             prediction = shadow.predict(batch.rows)
@@ -176,6 +180,8 @@ class GatewayCore:
         except Exception:  # a failing shadow must never fail the request it copies
             self.metrics.errors.labels(shadow.name, "shadow_model_error").inc()
             return []
+        finally:
+            shadow.inflight -= 1
         latency_ms = (time.perf_counter() - started) * 1000.0
         self.metrics.predictions.labels(shadow.name, shadow.version, SHADOW).inc(len(primary))
         return _records(shadow, SHADOW, batch, prediction, latency_ms, request_id, trace_id)

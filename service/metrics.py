@@ -171,7 +171,9 @@ ERROR_REASONS = (
     "malformed_json", "unknown_model", "unknown_version", "body_too_large", "too_many_rows",
     "missing_feature", "unknown_feature", "wrong_type", "null_value", "nan_value",
     "infinite_value", "invalid_inputs", "invalid_body", "wrong_shape", "wrong_datatype",
-    "invalid_tensor", "invalid_label", "log_unavailable", "model_error",
+    "invalid_tensor", "invalid_label", "log_unavailable", "model_error", "not_found",
+    "method_not_allowed", "unsupported_media_type", "invalid_string", "store_unavailable",
+    "internal_error", "version_unavailable",
 )
 #: ``outcome`` label values of ``driftgate_webhook_deliveries_total``.
 WEBHOOK_OUTCOMES = ("delivered", "failed", "dead_letter")
@@ -222,3 +224,29 @@ def start_monitor_series(metrics: MonitorMetrics, served: dict[str, list[str]]) 
         for stream, kinds in streams:
             for kind in kinds:
                 metrics.drift_events.labels(model, stream, kind)
+
+
+@dataclass
+class RoutingMetrics:
+    revision: Gauge
+    load_failures: Counter
+
+
+def routing_metrics(registry: CollectorRegistry = REGISTRY) -> RoutingMetrics:
+    """The live-routing metrics of a gateway worker (created once per registry and process).
+
+    ``driftgate_routing_revision`` is the lowest routing revision any live worker applies:
+    once it reaches a change's revision, every worker serves that change."""
+    key = (id(registry), "routing")
+    if key not in _created:
+        _created[key] = RoutingMetrics(
+            revision=Gauge(
+                "driftgate_routing_revision", "Routing revision applied (lowest over workers).",
+                multiprocess_mode="livemin", registry=registry,
+            ),
+            load_failures=Counter(
+                "driftgate_model_load_failures", "Versions given up after failing to load "
+                "or warm.", ["model"], registry=registry,
+            ),
+        )
+    return _created[key]  # type: ignore[return-value]

@@ -34,6 +34,7 @@ class LoadedModel:
         self._has_proba = self.card.task == "classification" and hasattr(
             self.estimator, "predict_proba"
         )
+        self.inflight = 0  # requests predicting with it now (the router unloads at 0)
 
     @classmethod
     def load(cls, name: str, version: str | None = None) -> LoadedModel:
@@ -59,6 +60,12 @@ class LoadedModel:
         proba = np.asarray(self.estimator.predict_proba(model_input)).tolist()
         labels = self._labels
         return Prediction(values, [dict(zip(labels, p, strict=True)) for p in proba])
+
+    def warm(self) -> Prediction:
+        """Predict one reference row (validated as a request would be): a version that
+        cannot answer its own reference data is never routed."""
+        rows = self.entry.reference()[self._names].head(1).to_dict("records")
+        return self.predict(self.validator.validate(rows).rows)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "card": self.card.model_dump()}

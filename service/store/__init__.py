@@ -7,7 +7,15 @@ Entry points: :func:`open_store` (backend chosen by URL), :class:`GroupCommitWri
 from __future__ import annotations
 
 from service.store.base import Store
-from service.store.entities import Checkpoint, LabelEvent, LabelResult, OutboxItem
+from service.store.entities import (
+    Checkpoint,
+    LabelEvent,
+    LabelResult,
+    OutboxItem,
+    RoutingChange,
+    RoutingConflict,
+    RoutingSnapshot,
+)
 from service.store.export import export_to_file
 from service.store.factory import open_store
 from service.store.records import PredictionRecord, new_prediction_id
@@ -20,6 +28,9 @@ __all__ = [
     "LabelResult",
     "OutboxItem",
     "PredictionRecord",
+    "RoutingChange",
+    "RoutingConflict",
+    "RoutingSnapshot",
     "Store",
     "export_to_file",
     "new_prediction_id",

@@ -8,12 +8,19 @@ order. Offsets are strictly increasing but not dense (gaps are normal).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from service.store.entities import Checkpoint, LabelEvent, LabelResult, OutboxItem
+from service.store.entities import (
+    Checkpoint,
+    LabelEvent,
+    LabelResult,
+    OutboxItem,
+    RoutingChange,
+    RoutingSnapshot,
+)
 from service.store.records import PredictionRecord
 
 __all__ = ["Store", "OUTBOX_STATUSES"]
@@ -137,6 +144,32 @@ class Store(Protocol):
 
     def kv_prune(self, prefix: str, updated_before: float) -> int:
         """Delete keys starting with ``prefix`` last set before ``updated_before`` (unix s)."""
+
+    # -- routing -----------------------------------------------------------------------
+    def routing_revision(self) -> int:
+        """The revision of the last routing change (0: routing was never set)."""
+
+    def routing_read(self) -> RoutingSnapshot:
+        """Every model's routing document with the revision it was read at."""
+
+    def routing_write(
+        self,
+        states: Mapping[str, dict[str, Any] | None],
+        *,
+        actor: str,
+        action: str,
+        reason: str | None = None,
+        expected: Mapping[str, int] | None = None,
+        only_if_unset: bool = False,
+    ) -> list[RoutingChange]:
+        """Set (None: delete) the routing of models in one transaction; every model whose
+        document changes takes the next revision and a history entry, an unchanged one is
+        skipped (idempotent). ``expected`` maps a model to the revision its caller read
+        (0: no routing): a mismatch raises :class:`RoutingConflict` and writes nothing.
+        ``only_if_unset`` writes only into a store whose routing was never set."""
+
+    def routing_history(self, model: str | None = None, limit: int = 100) -> list[RoutingChange]:
+        """The latest ``limit`` routing changes (of one model), oldest first."""
 
     def close(self) -> None:
         """Close all connections."""

@@ -8,7 +8,10 @@ from typing import Any
 
 from service.store.records import PredictionRecord
 
-__all__ = ["Checkpoint", "LabelEvent", "LabelResult", "OutboxItem"]
+__all__ = [
+    "Checkpoint", "LabelEvent", "LabelResult", "OutboxItem", "RoutingChange", "RoutingConflict",
+    "RoutingSnapshot",
+]
 
 
 @dataclass(slots=True)
@@ -69,3 +72,49 @@ class OutboxItem:
     last_error: str | None
     created_at: float
     delivered_at: float | None
+
+
+@dataclass(slots=True)
+class RoutingSnapshot:
+    """The routing state of every model name that has one, at ``revision``.
+
+    ``states`` maps a model name to its routing document (JSON); ``revisions`` to the
+    revision of its last change (0 is never used: a name without a row has no routing).
+    """
+
+    revision: int
+    states: dict[str, dict[str, Any]]
+    revisions: dict[str, int]
+
+
+@dataclass(slots=True)
+class RoutingChange:
+    """One entry of the routing history: the state of ``model`` before and after."""
+
+    revision: int
+    model: str
+    ts: float
+    actor: str
+    action: str
+    reason: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision, "model": self.model, "ts": self.ts, "actor": self.actor,
+            "action": self.action, "reason": self.reason, "before": self.before,
+            "after": self.after,
+        }  # fmt: skip
+
+
+class RoutingConflict(Exception):
+    """The routing of a model changed since the caller read it (compare-and-set failed)."""
+
+    def __init__(self, model: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"routing of {model!r} is at revision {actual}, the change expected {expected}"
+        )
+        self.model = model
+        self.expected = expected
+        self.actual = actual

@@ -28,6 +28,7 @@ import psycopg
 from service.store import codec
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
+from service.store.routing import POSTGRES_ROUTING_SCHEMA
 from service.store.sqlbase import SqlStoreBase
 
 __all__ = ["PostgresStore"]
@@ -148,16 +149,18 @@ class PostgresStore(SqlStoreBase):
         """Create the schema once; concurrent openers serialize on an advisory lock and
         skip the DDL when it exists (``CREATE INDEX IF NOT EXISTS`` would still lock the
         tables and could deadlock with a writer holding the counter row)."""
-        with self._read() as cur:
-            if _schema_exists(cur):
-                return
-        with self._write() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            if _schema_exists(cur):
-                return
-            for stmt in SCHEMA.split(";"):
-                if stmt.strip():
-                    cur.execute(stmt)
+        for schema, last_table in ((SCHEMA, "log_counters"), (POSTGRES_ROUTING_SCHEMA,
+                                                               "routing_history")):
+            with self._read() as cur:
+                if _schema_exists(cur, last_table):
+                    continue
+            with self._write() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                if _schema_exists(cur, last_table):
+                    continue
+                for stmt in schema.split(";"):
+                    if stmt.strip():
+                        cur.execute(stmt)
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -207,13 +210,15 @@ class PostgresStore(SqlStoreBase):
         return "PostgresStore(...)"
 
 
-def _schema_exists(cur: Any) -> bool:
-    """log_counters is created last, in the same transaction as everything else.
+def _schema_exists(cur: Any, table: str) -> bool:
+    """Whether ``table`` exists: the table a schema part creates last, in the same
+    transaction as everything else (log_counters for the log, the routing part added later).
 
     Queries pg_class with the statement's MVCC snapshot: ``to_regclass`` would use the
     cached catalog snapshot and miss a schema another process just committed."""
     cur.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE c.relname = 'log_counters' AND n.nspname = current_schema())"
+        " WHERE c.relname = %s AND n.nspname = current_schema())",
+        (table,),
     )
     return bool(cur.fetchone()[0])

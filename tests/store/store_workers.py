@@ -23,6 +23,18 @@ def append_worker(url: str, worker: int, batches: int, batch_size: int) -> list[
     return ids
 
 
+def routing_worker(url: str, worker: int, changes: int) -> None:
+    """Change the routing of model ``w<worker>`` ``changes`` times (compare-and-set)."""
+    store = open_store(url)
+    try:
+        for i in range(changes):
+            revision = store.routing_read().revisions.get(f"w{worker}", 0)
+            store.routing_write({f"w{worker}": {"default": str(i)}}, actor=f"w{worker}",
+                                action="promote", expected={f"w{worker}": revision})
+    finally:
+        store.close()
+
+
 async def _ack_forever(url: str) -> None:
     store = open_store(url)
     writer = GroupCommitWriter(store, "durable")
