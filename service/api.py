@@ -20,6 +20,7 @@ from starlette.types import Scope
 
 from models.registry import list_models
 from service.api_context import context, require_store
+from service.calibration_view import calibration
 from service.errors import APIError, not_found
 from service.feedback import FeedbackRequest, apply_feedback
 from service.http import (
@@ -124,13 +125,25 @@ async def model_detail(name: str) -> JSONResponse:
     if not entries:
         raise not_found("unknown_model", f"unknown model {name!r}")
     served = ctx.core.router.models.get(name)
+    routed = {m.version for m in served.routed()} if served else set()
     versions = [
-        {**e.summary(), "card": e.card.model_dump(), "lineage": e.card.lineage.model_dump()}
+        {**e.summary(), "card": e.card.model_dump(), "lineage": e.card.lineage.model_dump(),
+         "calibration": await _calibration(name, e.version) if e.version in routed else None}
         for e in entries
     ]
     return JSONResponse(
         {"name": name, "versions": versions, "serving": served.describe() if served else None}
     )
+
+
+async def _calibration(name: str, version: str) -> dict[str, Any] | None:
+    """The drift thresholds a served version's reference gives (None if they cannot be
+    computed: the model answers, the monitor reports why)."""
+    try:
+        return await to_thread.run_sync(calibration, name, version)
+    except Exception as exc:
+        log.warning("no calibration for %s:%s: %r", name, version, exc)
+        return None
 
 
 @app.get("/monitoring/status", responses=errors(404, 409, 422, 503),

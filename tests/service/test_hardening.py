@@ -187,3 +187,36 @@ def test_alertmanager_payload_is_bounded(client):
 def test_paths_with_newlines_answer_json(client):
     _error(client.get("/models/a%0Ab"), 404, "not_found")
     _v2_error(client.post("/v2/models/x%0Ay/infer", json={}), 404, "not_found")
+
+
+def test_small_reference_warns_and_its_wider_thresholds_are_shown(client, demo_models):
+    import warnings
+
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from models.registry import MIN_REFERENCE_ROWS, ReferenceTooSmall, register_model
+    from service.calibration_view import calibration
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge().fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        small = register_model("tiny-ref", model, X, y, reference=X.head(36))
+    assert [w.category for w in caught] == [ReferenceTooSmall]
+    assert small.card.reference_rows == 36 < MIN_REFERENCE_ROWS
+    assert "36 rows" in small.card.warnings[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a full reference registers silently
+        full = register_model("tiny-ref", model, X, y, reference=X)
+    assert full.card.reference_rows == len(X) and full.card.warnings == []
+    narrow = calibration("tiny-ref", full.version)["streams"]
+    wide = calibration("tiny-ref", small.version)["streams"]
+    wider = [f for f in X.columns if wide[f]["threshold"] > narrow[f]["threshold"]]
+    assert len(wider) >= len(X.columns) // 2, (wide, narrow)
+
+    detail = client.get("/models/diabetes").json()
+    (served,) = [v for v in detail["versions"] if v["version"] == demo_models["diabetes"]]
+    assert served["card"]["reference_rows"] > MIN_REFERENCE_ROWS
+    streams = served["calibration"]["streams"]
+    assert set(X.columns) <= set(streams) and all(streams[f]["threshold"] > 0 for f in X.columns)
