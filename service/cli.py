@@ -381,6 +381,29 @@ def _routing_commands(models: Any, groups: Any) -> None:
     show.add_argument("name")
     show.set_defaults(func=cmd_routing_show)
 
+    obs = groups.add_parser("observability", help="Prometheus and Alertmanager").add_subparsers(
+        dest="command", required=True
+    )
+    config = obs.add_parser("config", help="write their configuration with these ports and "
+                            "print the commands that start them")
+    config.add_argument("--gateway", default="localhost:3000", help="host:port of the gateway")
+    config.add_argument("--prometheus-port", type=int, default=9090)
+    config.add_argument("--alertmanager-port", type=int, default=9093)
+    config.add_argument("--dir", default=".data/observability")
+    config.set_defaults(func=cmd_observability_config)
+
+
+def cmd_observability_config(args: argparse.Namespace) -> int:
+    import shlex
+    from pathlib import Path
+
+    from service.observability_config import Ports, write
+
+    ports = Ports(args.gateway, args.prometheus_port, args.alertmanager_port)
+    for command in write(ports, Path(args.dir)):
+        print(shlex.join(command))
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
     from service.errors import APIError
