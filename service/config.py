@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     workers: int = Field(2, description="Gateway worker processes.")
     max_body_bytes: int = Field(4 * 1024 * 1024, description="Larger request bodies get 413.")
     max_rows: int = Field(10_000, description="Most rows one request may carry.")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A connection must complete each request's headers within "
+        "this (slow or idle clients are disconnected).",
+    )
+    keepalive_timeout_seconds: float = Field(
+        5.0, gt=0, description="Idle keep-alive connections are closed after this."
+    )
+    max_connections: int = Field(
+        1000, gt=0, description="Open connections per gateway worker; more are refused."
+    )
     expected_run_time: int = Field(
         100_000, description="Predictions per model between false drift alarms (on average)."
     )
