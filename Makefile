@@ -38,7 +38,7 @@ bench: install
 ## Build a Bento with the served models: `bentoml serve driftgate:latest`.
 build: install
 	$(BIN)/driftgate models demo --if-empty
-	$(BIN)/bentoml build
+	$(BIN)/driftgate bento build
 
 dashboards: install
 	$(BIN)/python -m grafana.build
