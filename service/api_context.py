@@ -19,7 +19,7 @@ from service.metrics import (
     routing_metrics,
     start_gateway_series,
 )
-from service.routing import Router
+from service.routing import FailureHook, Router
 from service.routing_state import FILE_ACTOR, RoutingAdmin
 from service.routing_watch import FileRouting, RoutingSource, RoutingWatcher, StoreRouting
 from service.store.base import Store
@@ -124,7 +124,7 @@ class ServedNames(Collection[str]):
         return len(self.router.models)
 
 
-def _record_failure(store: Store | None, metrics: RoutingMetrics):  # type: ignore[no-untyped-def]
+def _record_failure(store: Store | None, metrics: RoutingMetrics) -> FailureHook:
     """The router's hook for a version given up: a metric, a log line and an event."""
 
     def record(model: str, version: str, stage: str, error: str) -> None:

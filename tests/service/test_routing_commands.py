@@ -112,6 +112,8 @@ def test_http_admin_routes(tmp_path, demo_models):
         for method, path, body, status, kind in [
             ("put", "/models/nope/routing", {"default": "x"}, 404, "unknown_model"),
             ("put", f"/models/{name}/routing", {"default": "nope"}, 404, "unknown_version"),
+            ("put", f"/models/{name}/routing", {"default": "nope", "canary": {
+                "version": "nope-either", "weight": 0.5}}, 404, "unknown_version"),
             ("put", f"/models/{name}/routing", {"canary": {"version": v2.version,
                                                            "weight": 3}}, 422, "invalid_body"),
             ("put", f"/models/{name}/routing", {"colour": "red"}, 422, "invalid_body"),
