@@ -8,6 +8,11 @@ import os
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from typing import Annotated, cast
+
+import bentoml
+from bentoml.exceptions import BentoMLException
+from fastapi import Depends
 
 from service.alerts import AlertReceiver
 from service.config import Settings
@@ -144,20 +149,18 @@ def _record_failure(store: Store | None, metrics: RoutingMetrics) -> FailureHook
     return record
 
 
-_context: GatewayContext | None = None
+def gateway_context() -> GatewayContext:
+    """This worker's context, held by the BentoML service instance that built it (FastAPI
+    dependency; a test of the routes alone overrides it with ``app.dependency_overrides``)."""
+    try:
+        service = bentoml.get_current_service()
+    except BentoMLException:
+        raise APIError(503, "not_ready", "the gateway is starting") from None
+    return cast(GatewayContext, service.context)
 
 
-def bind(ctx: GatewayContext | None) -> GatewayContext | None:
-    """Make ``ctx`` the context of this process's routes; returns the previous one."""
-    global _context
-    previous, _context = _context, ctx
-    return previous
-
-
-def context() -> GatewayContext:
-    if _context is None:
-        raise APIError(503, "not_ready", "the gateway is starting")
-    return _context
+Context = Annotated[GatewayContext, Depends(gateway_context)]
+"""A route parameter of this type receives the worker's :class:`GatewayContext`."""
 
 
 def require_store(ctx: GatewayContext) -> Store:

@@ -10,7 +10,7 @@ import bentoml
 from threadpoolctl import threadpool_limits
 
 from service.api import app
-from service.api_context import bind, build_context
+from service.api_context import build_context
 from service.config import get_settings
 from service.connection_limits import limit_connections
 from service.fast_routes import app as fast_app
@@ -49,7 +49,6 @@ class Gateway:
         exit_with_parent()
         self.context = build_context(get_settings())
         self.core = self.context.core
-        bind(self.context)
         if self.context.settings.tail_latency_fix:
             freeze_startup_objects()
 

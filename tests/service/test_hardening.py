@@ -115,13 +115,13 @@ def test_events_since_takes_unix_seconds_and_iso_8601(client):
 
 
 def test_request_id_is_bounded(client):
-    from service.api_context import context
+    from service.api_context import gateway_context
 
     body = {"model": "diabetes", "inputs": rows("diabetes", 2)}
     long = client.post("/predict", json=body, headers={"x-request-id": "r" * 60_000})
     short = client.post("/predict", json=body, headers={"x-request-id": "req-42"})
     assert long.status_code == short.status_code == 200
-    store = context().store
+    store = gateway_context().store
     stored = store.get(long.json()["ids"] + short.json()["ids"])
     ids = {r.id: r.request_id for r in stored}
     assert all(len(ids[i]) == 32 for i in long.json()["ids"])  # generated instead
@@ -147,14 +147,14 @@ def test_v2_datatypes_are_honoured_or_rejected(client, datatype, data, status, t
 
 
 def test_v2_fp32_inputs_are_rounded_to_fp32(client):
-    from service.api_context import context
+    from service.api_context import gateway_context
 
     row = rows("diabetes", 1)[0]
     inputs = [{"name": k, "shape": [1], "datatype": "FP32", "data": [0.1]} for k in row]
     response = client.post("/v2/models/diabetes/infer", json={"inputs": inputs})
     assert response.status_code == 200, response.text
     ids = next(o for o in response.json()["outputs"] if o["name"] == "prediction_id")["data"]
-    (record,) = context().store.get(ids)
+    (record,) = gateway_context().store.get(ids)
     assert set(record.features.values()) == {0.10000000149011612}
 
 
