@@ -26,7 +26,7 @@ serve: install
 test: install
 	bash scripts/ensure_prometheus.sh
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 lint: install
 	$(BIN)/ruff check .

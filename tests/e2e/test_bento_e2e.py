@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,7 +26,9 @@ def test_make_build_packs_served_models_and_the_bento_logs_outside_itself(demo_m
     build = subprocess.run(["make", "build"], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=600)
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
-    tag = build.stdout.strip().splitlines()[-1].split("built ")[-1].strip()
+    built = re.search(r"^built (\S+)$", build.stdout, re.M)  # make may add its own lines
+    assert built, build.stdout[-2000:]
+    tag = built.group(1)
     info = json.loads(subprocess.run([str(BENTOML), "get", tag, "-o", "json"],
                                      capture_output=True, text=True, check=True).stdout)
     packaged = {m["tag"] for m in info["models"]}
