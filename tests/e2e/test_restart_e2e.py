@@ -36,9 +36,20 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> No
     raise AssertionError(f"{url} not ready in {timeout}s")
 
 
+def _holders(port: int) -> list[str]:
+    """Who listens on ``port``: pid, parent, process group and command of each."""
+    found = []
+    for c in psutil.net_connections(kind="tcp"):
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN:
+            with contextlib.suppress(psutil.Error):
+                p = psutil.Process(c.pid)
+                found.append(f"{p.pid} ppid={p.ppid()} pgid={os.getpgid(p.pid)} "
+                             f"{' '.join(p.cmdline()[:4])}")
+    return found
+
+
 def _port_free(port: int) -> bool:
-    return not any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
-                   for c in psutil.net_connections(kind="tcp"))
+    return not _holders(port)
 
 
 def test_sigkill_of_make_serve_frees_the_port_for_the_next_start(demo_models, tmp_path):
@@ -50,12 +61,18 @@ def test_sigkill_of_make_serve_frees_the_port_for_the_next_start(demo_models, tm
     try:
         _wait_ready(url, first)
         started = psutil.Process(first.pid).children(recursive=True)
+        tree = [f"{p.pid} ppid={p.ppid()} pgid={os.getpgid(p.pid)} {' '.join(p.cmdline()[:4])}"
+                for p in started]
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30  # a worker shuts down gracefully, hard after 10 s
         while not _port_free(port) and time.monotonic() < deadline:
             time.sleep(0.25)
-        assert _port_free(port), "the workers kept the port after their server was killed"
+        assert _port_free(port), (
+            f"the port is still held after its server was killed: {_holders(port)}; "
+            f"process tree before the kill: {tree}; log: "
+            f"{(tmp_path / f'make-serve-{port}.log').read_text()[-3000:]}"
+        )
         second = _make_serve(tmp_path, port)
         _wait_ready(url, second)
         response = httpx.get(f"{url}/models", timeout=10)
