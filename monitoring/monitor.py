@@ -146,11 +146,14 @@ class ModelMonitor:
             det = detector_class("numeric", method).calibrate(x, budget(name))
             self.numeric.append(_Stream(name, "numeric", method, det))
 
-        # streams of one detector class are fed together (a class may vectorise across them)
-        groups: dict[type[StreamDetector], list[int]] = {}
+        # streams of one detector class are fed together (a class may vectorise across them);
+        # the groups are kept, so whatever a class stacks is stacked once, not per update
+        by_class: dict[type[StreamDetector], list[int]] = {}
         for j, stream in enumerate(self.numeric):
-            groups.setdefault(type(stream.detector), []).append(j)
-        self._numeric_groups = list(groups.items())
+            by_class.setdefault(type(stream.detector), []).append(j)
+        self._numeric_groups = [
+            (cols, cls.group([self.numeric[j].detector for j in cols]))
+            for cls, cols in by_class.items()]
 
         # --- the joint numeric features ------------------------------------------------------
         self.multivariate: _Stream | None = None
@@ -357,10 +360,10 @@ class ModelMonitor:
         z[~np.isfinite(z)] = np.nan
         np.clip(z, -self.config.clip_z, self.config.clip_z, out=z)
 
-        for cls, cols in self._numeric_groups:
-            found = cls.update_columns([self.numeric[j].detector for j in cols], z[:, cols])
-            for j, stream_alarms in zip(cols, found, strict=True):
-                alarms(self.numeric[j], stream_alarms, _drift_kind(self.numeric[j].name))
+        for cols, group in self._numeric_groups:
+            for j, alarm in group.update(z[:, cols] if len(cols) < z.shape[1] else z):
+                stream = self.numeric[cols[j]]
+                alarms(stream, [alarm], _drift_kind(stream.name))
         if self.multivariate is not None:
             # clipped values: one wild value is a quality issue, not drift
             q = len(self._num_specs)
