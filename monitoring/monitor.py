@@ -174,10 +174,12 @@ class ModelMonitor:
         self._frequencies: list[CategoryFrequencies] = []
         for j, name in enumerate(cat_names):
             spec = self._cat_specs[j]
+            known: list[Any]
             if spec is None:
                 known = list(card.get("class_labels") or [])
             else:
-                known = list(spec.categories or ([False, True] if spec.kind == "boolean" else []))
+                booleans: list[Any] = [False, True] if spec.kind == "boolean" else []
+                known = list(spec.categories or booleans)
             ref_vals = (
                 [normalize_category(v, self._cat_bool[j]) for v in reference[name].tolist()]
                 if name in reference.columns else []

@@ -124,7 +124,7 @@ class ServedNames(Collection[str]):
         return len(self.router.models)
 
 
-def _record_failure(store: Store | None, metrics: RoutingMetrics):  # type: ignore[no-untyped-def]
+def _record_failure(store: Store | None, metrics: RoutingMetrics):
     """The router's hook for a version given up: a metric, a log line and an event."""
 
     def record(model: str, version: str, stage: str, error: str) -> None:

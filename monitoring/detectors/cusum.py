@@ -135,6 +135,8 @@ class Cusum(StreamDetector):
 
     name = "cusum"
     kind = "numeric"
+    _bank: CusumBank  # this stream's charts: its own bank, or its group's (see CusumGroup)
+    _charts: slice
 
     def __init__(
         self,
