@@ -96,6 +96,16 @@ def _wrong_type(issue: str, expected: str, value: Any) -> Issue:
     return Issue(issue, "wrong_type", f"expected {expected}, got {type(value).__name__}")
 
 
+def _not_a_category(value: Any, null: Issue | None, nan: Issue | None,
+                    expected: str) -> Issue | None:
+    """A categorical or boolean feature's value of another type: null, NaN or the wrong type."""
+    if value is None:
+        return null
+    if type(value) is float and value != value:
+        return nan
+    return _wrong_type("unseen_category", expected, value)
+
+
 def checker(spec: FeatureSpec) -> Callable[[Any], Issue | None]:
     """The rules of the module docstring for ``spec``, compiled into one function of a value
     (JSON-decoded: ``int``/``float``/``str``/``bool``/``None``); ``None`` when it is valid.
@@ -135,11 +145,7 @@ def checker(spec: FeatureSpec) -> Callable[[Any], Issue | None]:
         def check_boolean(value: Any) -> Issue | None:
             if type(value) is bool:
                 return None
-            if value is None:
-                return null
-            if type(value) is float and value != value:
-                return nan
-            return _wrong_type("unseen_category", "true or false", value)
+            return _not_a_category(value, null, nan, "true or false")
 
         return check_boolean
 
@@ -148,11 +154,7 @@ def checker(spec: FeatureSpec) -> Callable[[Any], Issue | None]:
     def check_categorical(value: Any) -> Issue | None:
         if type(value) is str:
             return None if categories is None or value in categories else UNSEEN
-        if value is None:
-            return null
-        if type(value) is float and value != value:
-            return nan
-        return _wrong_type("unseen_category", "a string", value)
+        return _not_a_category(value, null, nan, "a string")
 
     return check_categorical
 
