@@ -18,8 +18,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
-import psycopg
 
 from models.registry import RegisteredModel, get_model, register_model
 
@@ -100,6 +98,8 @@ def stop_gateway(server: Server, sig: int = signal.SIGTERM) -> None:
     does not reach them: with SIGKILL (a crash) each is killed by PID too, and after a
     SIGTERM any worker still alive when the server has exited is killed by PID.
     """
+    import psutil  # here: the locustfile imports this module and should start fast
+
     if server.process.poll() is not None:
         return
     workers = psutil.Process(server.process.pid).children(recursive=True)
@@ -167,6 +167,8 @@ PG_ADMIN = os.environ.get("DRIFTGATE_TEST_PG", "postgresql://postgres@127.0.0.1:
 
 def pg_schema_url(dsn: str) -> str:
     """A DSN of a fresh schema (by search_path) in the database of ``dsn``."""
+    import psycopg
+
     schema = f"t_{secrets.token_hex(6)}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
