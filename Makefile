@@ -27,7 +27,7 @@ test: install
 	bash scripts/ensure_prometheus.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 lint: install
 	$(BIN)/ruff check .
@@ -39,7 +39,7 @@ bench: install
 ## Build a Bento with the served models: `bentoml serve driftgate:latest`.
 build: install
 	$(BIN)/driftgate models demo --if-empty
-	$(BIN)/bentoml build
+	$(BIN)/driftgate bento build
 
 dashboards: install
 	$(BIN)/python -m grafana.build

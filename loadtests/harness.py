@@ -63,13 +63,14 @@ def private_bentoml_home(data_dir: Path) -> str:
     return str(home)
 
 
-def start_gateway(data_dir: Path, port: int, extra_env: dict[str, str] | None = None,
+def start_gateway(data_dir: Path, port: int, extra_env: dict[str, str | None] | None = None,
                   timeout: float = 120.0, target: str = "service.gateway:Gateway",
                   cwd: Path = ROOT) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DRIFTGATE_DATA_DIR": str(data_dir),
            "BENTOML_HOME": private_bentoml_home(data_dir),
            "DRIFTGATE_CONFIG_FILE": str(data_dir / "driftgate.yaml"), **(extra_env or {})}
+    env = {key: value for key, value in env.items() if value is not None}  # None: unset
     log = data_dir / f"bentoml-{port}.log"
     process = subprocess.Popen(
         [str(BENTOML), "serve", target, "--port", str(port), "--host", "127.0.0.1"],

@@ -55,6 +55,12 @@ class ModelCard(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     lineage: Lineage
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+    reference_rows: int | None = Field(
+        None, description="Rows of the reference sample the drift detectors are calibrated on."
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What registration found worth a second look."
+    )
 
     @property
     def feature_names(self) -> list[str]:

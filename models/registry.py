@@ -23,6 +23,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -156,6 +157,15 @@ def register_model(
         (features, target) if reference is None else (reference, reference_target)
     )
     sample = source.sample(n=min(reference_rows, len(source)), random_state=seed)
+    card.reference_rows = len(sample)
+    if len(sample) < MIN_REFERENCE_ROWS:
+        message = (
+            f"the reference sample has {len(sample)} rows, fewer than {MIN_REFERENCE_ROWS}: "
+            "the drift thresholds calibrated on it come out wide and detection is slow; "
+            "register with more held-out rows (GET /models/NAME shows the thresholds)"
+        )
+        card.warnings.append(message)
+        warnings.warn(message, ReferenceTooSmall, stacklevel=2)
     ref = sample.reset_index(drop=True)
     ref = pd.concat([ref, predict_frame(estimator, card, ref)], axis=1)
     if source_target is not None:
@@ -169,6 +179,16 @@ def register_model(
         (path / CARD_FILE).write_text(card.model_dump_json(indent=2))
         ref.to_parquet(path / REFERENCE_FILE, index=False)
     return _entry(bentoml.models.get(bento_model.tag))
+
+
+MIN_REFERENCE_ROWS = 100
+"""Below this many reference rows a model still registers, with a warning on its card: the
+reference mean alone is then uncertain by more than 0.1 standard deviation, and thresholds
+calibrated to absorb that come out wide (36 rows: several times those of 2,000)."""
+
+
+class ReferenceTooSmall(UserWarning):
+    """The reference sample is smaller than :data:`MIN_REFERENCE_ROWS`."""
 
 
 def _json_params(parameters: dict[str, Any] | None, estimator: Any) -> dict[str, Any]:

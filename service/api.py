@@ -19,7 +19,8 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from models.registry import list_models
-from service.api_context import context, require_store
+from service.api_context import Context, require_store
+from service.calibration_view import calibration
 from service.errors import APIError, not_found
 from service.feedback import FeedbackRequest, apply_feedback
 from service.http import (
@@ -68,8 +69,7 @@ install_error_handlers(app)
     openapi_extra=json_body(PredictRequest),
     summary="Predict one or more rows",
 )
-async def predict(request: Request) -> JSONResponse:
-    ctx = context()
+async def predict(request: Request, ctx: Context) -> JSONResponse:
     try:
         body = await read_json(request, ctx.settings.max_body_bytes)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
@@ -93,8 +93,7 @@ async def predict(request: Request) -> JSONResponse:
     "/feedback", responses=errors(400, 409, 413, 415, 422, 503),
     openapi_extra=json_body(FeedbackRequest), summary="Send ground-truth labels for predictions",
 )
-async def feedback(request: Request) -> JSONResponse:
-    ctx = context()
+async def feedback(request: Request, ctx: Context) -> JSONResponse:
     store = require_store(ctx)
     payload = parse_as(FeedbackRequest, await read_json(request, ctx.settings.max_body_bytes))
     result = await apply_feedback(payload, store, ctx.core)
@@ -102,8 +101,7 @@ async def feedback(request: Request) -> JSONResponse:
 
 
 @app.get("/models", summary="Registered models, versions, aliases and routing")
-async def models() -> JSONResponse:
-    ctx = context()
+async def models(ctx: Context) -> JSONResponse:
     entries = await to_thread.run_sync(list_models)
     out: dict[str, Any] = {}
     for entry in entries:
@@ -117,15 +115,16 @@ async def models() -> JSONResponse:
 
 @app.get("/models/{name}", responses=errors(404),
          summary="One model: versions, cards and lineage")
-async def model_detail(name: str) -> JSONResponse:
-    ctx = context()
+async def model_detail(name: str, ctx: Context) -> JSONResponse:
     entries = await to_thread.run_sync(list_models, name)
     entries = [e for e in entries if e.name == name]
     if not entries:
         raise not_found("unknown_model", f"unknown model {name!r}")
     served = ctx.core.router.models.get(name)
+    routed = {m.version for m in served.routed()} if served else set()
     versions = [
-        {**e.summary(), "card": e.card.model_dump(), "lineage": e.card.lineage.model_dump()}
+        {**e.summary(), "card": e.card.model_dump(), "lineage": e.card.lineage.model_dump(),
+         "calibration": await _calibration(name, e.version) if e.version in routed else None}
         for e in entries
     ]
     return JSONResponse(
@@ -133,10 +132,19 @@ async def model_detail(name: str) -> JSONResponse:
     )
 
 
+async def _calibration(name: str, version: str) -> dict[str, Any] | None:
+    """The drift thresholds a served version's reference gives (None if they cannot be
+    computed: the model answers, the monitor reports why)."""
+    try:
+        return await to_thread.run_sync(calibration, name, version)
+    except Exception as exc:
+        log.warning("no calibration for %s:%s: %r", name, version, exc)
+        return None
+
+
 @app.get("/monitoring/status", responses=errors(404, 409, 422, 503),
          summary="Drift state, scores, performance and monitor lag")
-async def monitoring_status(model: str | None = Query(None)) -> JSONResponse:
-    ctx = context()
+async def monitoring_status(ctx: Context, model: str | None = Query(None)) -> JSONResponse:
     store = require_store(ctx)
     names = [model] if model else sorted(ctx.core.router.models)
     if model and model not in ctx.core.router.models:
@@ -154,6 +162,7 @@ def _read_status(store: Store, names: list[str]) -> dict[str, Any]:
 @app.get("/monitoring/events", responses=errors(409, 422, 503),
          summary="Drift, performance and data-quality events")
 async def monitoring_events(
+    ctx: Context,
     model: str | None = Query(None),
     since: str | None = Query(
         None, description="Events at or after: unix seconds or ISO 8601 (UTC if no zone).",
@@ -161,7 +170,7 @@ async def monitoring_events(
     ),
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> JSONResponse:
-    store = require_store(context())
+    store = require_store(ctx)
     try:
         start = parse_time(since)
     except ValueError as exc:
@@ -174,8 +183,7 @@ async def monitoring_events(
     "/alerts/alertmanager", responses=errors(400, 409, 413, 415, 422, 503),
     openapi_extra=json_body(AlertmanagerPayload), summary="Alertmanager webhook receiver (v4)",
 )
-async def alertmanager(request: Request) -> JSONResponse:
-    ctx = context()
+async def alertmanager(request: Request, ctx: Context) -> JSONResponse:
     if ctx.alerts is None:
         raise APIError(409, "logging_disabled", "the prediction log is switched off")
     try:

@@ -8,6 +8,11 @@ import os
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from typing import Annotated, cast
+
+import bentoml
+from bentoml.exceptions import BentoMLException
+from fastapi import Depends
 
 from service.alerts import AlertReceiver
 from service.config import Settings
@@ -19,7 +24,7 @@ from service.metrics import (
     routing_metrics,
     start_gateway_series,
 )
-from service.routing import Router
+from service.routing import FailureHook, Router
 from service.routing_state import FILE_ACTOR, RoutingAdmin
 from service.routing_watch import FileRouting, RoutingSource, RoutingWatcher, StoreRouting
 from service.store.base import Store
@@ -124,7 +129,7 @@ class ServedNames(Collection[str]):
         return len(self.router.models)
 
 
-def _record_failure(store: Store | None, metrics: RoutingMetrics):
+def _record_failure(store: Store | None, metrics: RoutingMetrics) -> FailureHook:
     """The router's hook for a version given up: a metric, a log line and an event."""
 
     def record(model: str, version: str, stage: str, error: str) -> None:
@@ -144,20 +149,18 @@ def _record_failure(store: Store | None, metrics: RoutingMetrics):
     return record
 
 
-_context: GatewayContext | None = None
+def gateway_context() -> GatewayContext:
+    """This worker's context, held by the BentoML service instance that built it (FastAPI
+    dependency; a test of the routes alone overrides it with ``app.dependency_overrides``)."""
+    try:
+        service = bentoml.get_current_service()
+    except BentoMLException:
+        raise APIError(503, "not_ready", "the gateway is starting") from None
+    return cast(GatewayContext, service.context)
 
 
-def bind(ctx: GatewayContext | None) -> GatewayContext | None:
-    """Make ``ctx`` the context of this process's routes; returns the previous one."""
-    global _context
-    previous, _context = _context, ctx
-    return previous
-
-
-def context() -> GatewayContext:
-    if _context is None:
-        raise APIError(503, "not_ready", "the gateway is starting")
-    return _context
+Context = Annotated[GatewayContext, Depends(gateway_context)]
+"""A route parameter of this type receives the worker's :class:`GatewayContext`."""
 
 
 def require_store(ctx: GatewayContext) -> Store:

@@ -381,6 +381,46 @@ def _routing_commands(models: Any, groups: Any) -> None:
     show.add_argument("name")
     show.set_defaults(func=cmd_routing_show)
 
+    bento = groups.add_parser("bento", help="package for deployment").add_subparsers(
+        dest="command", required=True
+    )
+    bento.add_parser("build", help="bentoml build with every served model").set_defaults(
+        func=cmd_bento_build
+    )
+
+    obs = groups.add_parser("observability", help="Prometheus and Alertmanager").add_subparsers(
+        dest="command", required=True
+    )
+    config = obs.add_parser("config", help="write their configuration with these ports and "
+                            "print the commands that start them")
+    config.add_argument("--gateway", default="localhost:3000", help="host:port of the gateway")
+    config.add_argument("--prometheus-port", type=int, default=9090)
+    config.add_argument("--alertmanager-port", type=int, default=9093)
+    config.add_argument("--dir", default=".data/observability")
+    config.set_defaults(func=cmd_observability_config)
+
+
+def cmd_bento_build(args: argparse.Namespace) -> int:
+    from service.bento import build, served_model_tags
+    from service.config import get_settings
+
+    serving = get_settings().serving()
+    print("packing " + ", ".join(served_model_tags(serving)))
+    print(f"built {build(serving)}")
+    return 0
+
+
+def cmd_observability_config(args: argparse.Namespace) -> int:
+    import shlex
+    from pathlib import Path
+
+    from service.observability_config import Ports, write
+
+    ports = Ports(args.gateway, args.prometheus_port, args.alertmanager_port)
+    for command in write(ports, Path(args.dir)):
+        print(shlex.join(command))
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
     from service.errors import APIError

@@ -15,6 +15,7 @@ Example serving file (``driftgate.yaml``)::
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -64,7 +65,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DRIFTGATE_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path(".data"), description="Where the SQLite log and state live.")
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(),
+        description="Where the SQLite log and state live. Default: .data, or, when served "
+        "from a built Bento, $BENTOML_HOME/driftgate-data (never inside the Bento).",
+    )
     store_url: str | None = Field(
         None,
         description="Prediction log: a postgresql:// DSN, or a SQLite path. "
@@ -81,6 +86,16 @@ class Settings(BaseSettings):
     workers: int = Field(2, description="Gateway worker processes.")
     max_body_bytes: int = Field(4 * 1024 * 1024, description="Larger request bodies get 413.")
     max_rows: int = Field(10_000, description="Most rows one request may carry.")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A connection must complete each request's headers within "
+        "this (slow or idle clients are disconnected).",
+    )
+    keepalive_timeout_seconds: float = Field(
+        5.0, gt=0, description="Idle keep-alive connections are closed after this."
+    )
+    max_connections: int = Field(
+        1000, gt=0, description="Open connections per gateway worker; more are refused."
+    )
     expected_run_time: int = Field(
         100_000, description="Predictions per model between false drift alarms (on average)."
     )
@@ -143,6 +158,21 @@ class Settings(BaseSettings):
 
     def serving(self) -> ServingConfig:
         return ServingConfig.load(self.config_file)
+
+
+def default_data_dir(cwd: Path | None = None) -> Path:
+    """``.data`` in the working directory, except inside a built Bento (BentoML serves it
+    from its ``src`` directory): there, ``$BENTOML_HOME/driftgate-data``, so the log
+    outlives the build and every build of the service shares it.
+
+    >>> default_data_dir(Path("/nowhere"))
+    PosixPath('.data')
+    """
+    here = cwd or Path.cwd()
+    if (here.parent / "bento.yaml").exists():
+        home = os.environ.get("BENTOML_HOME") or str(Path.home() / "bentoml")
+        return Path(home).expanduser() / "driftgate-data"
+    return Path(".data")
 
 
 @lru_cache(maxsize=1)

@@ -21,12 +21,13 @@ from service.http import error_response, http_error, internal_error
 
 async def predict(request: Request) -> Response:
     try:
-        return await api.predict(request)
+        ctx = api_context.gateway_context()
+        return await api.predict(request, ctx)
     except APIError as error:
         return error_response(error)
     except Exception as exc:  # a bug: still JSON, still counted
         bug = internal_error(exc)
-        api_context.context().core.count_error(bug)
+        api_context.gateway_context().core.count_error(bug)
         return error_response(bug)
 
 

@@ -10,8 +10,9 @@ import bentoml
 from threadpoolctl import threadpool_limits
 
 from service.api import app
-from service.api_context import bind, build_context
+from service.api_context import build_context
 from service.config import get_settings
+from service.connection_limits import limit_connections
 from service.fast_routes import app as fast_app
 from service.http import NewlinePathGuard
 from service.lifecycle import exit_with_parent
@@ -22,6 +23,8 @@ from service.tracing import bentoml_tracing_config
 
 SETTINGS = get_settings()
 cancel_request_timers(SETTINGS.tail_latency_fix)
+limit_connections(SETTINGS.header_timeout_seconds, SETTINGS.keepalive_timeout_seconds,
+                  SETTINGS.max_connections)
 bound_endpoint_labels(EndpointTemplates(app.openapi()["paths"]))
 
 
@@ -46,7 +49,6 @@ class Gateway:
         exit_with_parent()
         self.context = build_context(get_settings())
         self.core = self.context.core
-        bind(self.context)
         if self.context.settings.tail_latency_fix:
             freeze_startup_objects()
 

@@ -15,13 +15,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api_context import GatewayContext, context, require_store
+from service.api_context import Context, GatewayContext, require_store
 from service.config import CanaryConfig, ServedModelConfig
-from service.http import parse_as, read_json
+from service.http import GuardedRoute, parse_as, read_json
+from service.openapi_docs import errors, json_body
 from service.routing_state import RoutingAdmin, document_of
 from service.store.entities import RoutingChange
 
-router = APIRouter(tags=["routing"])
+router = APIRouter(tags=["routing"], route_class=GuardedRoute)
 
 
 class RoutingUpdate(BaseModel):
@@ -79,16 +80,16 @@ async def _body(request: Request, ctx: GatewayContext) -> Any:
     return await read_json(request, ctx.settings.max_body_bytes)
 
 
-@router.get("/models/{name}/routing", summary="A model's routing: stored and served here")
-async def get_routing(name: str, request: Request) -> JSONResponse:
-    ctx = context()
+@router.get("/models/{name}/routing", responses=errors(404, 409, 503),
+            summary="A model's routing: stored and served here")
+async def get_routing(name: str, request: Request, ctx: Context) -> JSONResponse:
     admin = _admin(ctx, request)
     return JSONResponse(await to_thread.run_sync(_state, ctx, admin, name))
 
 
-@router.put("/models/{name}/routing", summary="Change a model's routing")
-async def put_routing(name: str, request: Request) -> JSONResponse:
-    ctx = context()
+@router.put("/models/{name}/routing", responses=errors(400, 404, 409, 413, 415, 422, 503),
+            openapi_extra=json_body(RoutingUpdate), summary="Change a model's routing")
+async def put_routing(name: str, request: Request, ctx: Context) -> JSONResponse:
     admin = _admin(ctx, request)
     update = parse_as(RoutingUpdate, await read_json(request, ctx.settings.max_body_bytes))
 
@@ -105,9 +106,9 @@ async def put_routing(name: str, request: Request) -> JSONResponse:
     return await to_thread.run_sync(change)
 
 
-@router.post("/models/{name}/rollback", summary="Back to the previous default, in one step")
-async def rollback(name: str, request: Request) -> JSONResponse:
-    ctx = context()
+@router.post("/models/{name}/rollback", responses=errors(400, 404, 409, 413, 415, 422, 503),
+             summary="Back to the previous default, in one step")
+async def rollback(name: str, request: Request, ctx: Context) -> JSONResponse:
     admin = _admin(ctx, request)
     body = parse_as(RollbackRequest, await _body(request, ctx))
 
@@ -117,11 +118,11 @@ async def rollback(name: str, request: Request) -> JSONResponse:
     return await to_thread.run_sync(change)
 
 
-@router.get("/models/{name}/routing/history", summary="Every routing change, oldest first")
+@router.get("/models/{name}/routing/history", responses=errors(404, 409, 422, 503),
+            summary="Every routing change, oldest first")
 async def history(
-    name: str, request: Request, limit: int = Query(100, ge=1, le=10_000)
+    name: str, request: Request, ctx: Context, limit: int = Query(100, ge=1, le=10_000)
 ) -> JSONResponse:
-    ctx = context()
     admin = _admin(ctx, request)
 
     def read() -> JSONResponse:

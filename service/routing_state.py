@@ -115,16 +115,16 @@ class RoutingAdmin:
             if alias == LATEST or resolve(ServedModelConfig(), target, versions) is None:
                 raise invalid("invalid_routing", f"alias {alias!r} -> {target!r} of {name!r} "
                               "must name a registered version (and not be 'latest')")
-        if spec.canary is not None and spec.canary.weight > 0 and resolve(
-            spec, spec.canary.version, versions
-        ) == resolve(spec, spec.default, versions):
-            raise invalid("invalid_routing", f"the canary of {name!r} is its default version")
         named = [("default", spec.default), ("shadow", spec.shadow),
                  ("canary", spec.canary.version if spec.canary else None)]
         for role, wanted in named:
             if wanted is not None and resolve(spec, wanted, versions) is None:
                 raise not_found("unknown_version", f"{role} {wanted!r} of {name!r} is not a "
                                 "registered version or alias", model=name, version=wanted)
+        if spec.canary is not None and spec.canary.weight > 0 and resolve(
+            spec, spec.canary.version, versions
+        ) == resolve(spec, spec.default, versions):
+            raise invalid("invalid_routing", f"the canary of {name!r} is its default version")
 
     def promote(self, name: str, version: str, reason: str | None = None) -> RoutingChange | None:
         """Make ``version`` the default; a canary or shadow of it ends (it now serves)."""

@@ -16,7 +16,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from service import api_context
+from service.api_context import Context, GatewayContext
 from service.errors import APIError, bad_request, invalid
 from service.http import (
     FastJSONResponse,
@@ -61,20 +61,18 @@ async def live() -> JSONResponse:
 
 
 @router.get("/health/ready", responses=errors(503, v2=True), summary="Server readiness")
-async def ready() -> JSONResponse:
-    ctx = api_context.context()
+async def ready(ctx: Context) -> JSONResponse:
     if not await to_thread.run_sync(ctx.ready):
         raise APIError(503, "not_ready", "the store does not answer")
     return JSONResponse({"ready": True})
 
 
-def _model(name: str, version: str | None) -> LoadedModel:
-    ctx = api_context.context()
+def _model(ctx: GatewayContext, name: str, version: str | None) -> LoadedModel:
     return ctx.core.router.served(name).route(version).model
 
 
-def _metadata(model: LoadedModel) -> dict[str, Any]:
-    served = api_context.context().core.router.served(model.name)
+def _metadata(ctx: GatewayContext, model: LoadedModel) -> dict[str, Any]:
+    served = ctx.core.router.served(model.name)
     outputs = [{"name": "predict", "datatype": _output_type(model), "shape": [-1]},
                {"name": "prediction_id", "datatype": "BYTES", "shape": [-1]}]
     if model.card.task == "classification":
@@ -98,43 +96,44 @@ def _output_type(model: LoadedModel) -> str:
 
 
 @router.get("/models/{name}", responses=V2_NOT_FOUND, summary="Model metadata")
-async def model_metadata(name: str) -> JSONResponse:
-    return JSONResponse(_metadata(_model(name, None)))
+async def model_metadata(name: str, ctx: Context) -> JSONResponse:
+    return JSONResponse(_metadata(ctx, _model(ctx, name, None)))
 
 
 @router.get("/models/{name}/versions/{version}", responses=V2_NOT_FOUND,
             summary="Model version metadata")
-async def model_version_metadata(name: str, version: str) -> JSONResponse:
-    return JSONResponse(_metadata(_model(name, version)))
+async def model_version_metadata(name: str, version: str, ctx: Context) -> JSONResponse:
+    return JSONResponse(_metadata(ctx, _model(ctx, name, version)))
 
 
 @router.get("/models/{name}/ready", responses=V2_NOT_FOUND, summary="Model readiness")
-async def model_ready(name: str) -> JSONResponse:
-    _model(name, None)
+async def model_ready(name: str, ctx: Context) -> JSONResponse:
+    _model(ctx, name, None)
     return JSONResponse({"name": name, "ready": True})
 
 
 @router.get("/models/{name}/versions/{version}/ready", responses=V2_NOT_FOUND,
             summary="Model version readiness")
-async def model_version_ready(name: str, version: str) -> JSONResponse:
-    _model(name, version)
+async def model_version_ready(name: str, version: str, ctx: Context) -> JSONResponse:
+    _model(ctx, name, version)
     return JSONResponse({"name": name, "version": version, "ready": True})
 
 
 @router.post("/models/{name}/infer", summary="Inference", **INFER_DOCS)
-async def infer(name: str, request: Request) -> Response:
-    return await _infer(name, None, request)
+async def infer(name: str, request: Request, ctx: Context) -> Response:
+    return await _infer(ctx, name, None, request)
 
 
 @router.post(
     "/models/{name}/versions/{version}/infer", summary="Inference on one version", **INFER_DOCS
 )
-async def infer_version(name: str, version: str, request: Request) -> Response:
-    return await _infer(name, version, request)
+async def infer_version(name: str, version: str, request: Request, ctx: Context) -> Response:
+    return await _infer(ctx, name, version, request)
 
 
-async def _infer(name: str, version: str | None, request: Request) -> Response:
-    ctx = api_context.context()
+async def _infer(
+    ctx: GatewayContext, name: str, version: str | None, request: Request
+) -> Response:
     core = ctx.core
     try:
         body = await _read_infer_body(request, ctx.settings.max_body_bytes)

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from service.observability_config import Ports, write
 from tests.e2e.conftest import ROOT, free_port
 
 
@@ -66,33 +67,24 @@ def start_observability(workdir: Path, gateway_port: int) -> Observability:
     retrain alerts to the gateway, both configured from deploy/*.yml with test ports."""
     workdir.mkdir(parents=True, exist_ok=True)
     prom_port, am_port = free_port(), free_port()
-    am = yaml.safe_load((ROOT / "deploy" / "alertmanager.yml").read_text())
+    ports = Ports(f"127.0.0.1:{gateway_port}", prom_port, am_port, host="127.0.0.1")
+    prometheus_cmd, alertmanager_cmd = write(ports, workdir)  # what users run, sped up below
+    am = yaml.safe_load((workdir / "alertmanager.yml").read_text())
     for route in [am["route"], *am["route"].get("routes", [])]:
         route.update(group_wait="1s", group_interval="5s")
-    for receiver in am["receivers"]:
-        for hook in receiver.get("webhook_configs", []):
-            hook["url"] = hook["url"].replace("localhost:3000", f"127.0.0.1:{gateway_port}")
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(am))
-    prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    prom = yaml.safe_load((workdir / "prometheus.yml").read_text())
     prom["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    prom["rule_files"] = [str(ROOT / "monitoring" / "rules" / "driftgate.rules.yml")]
-    prom["alerting"] = {"alertmanagers": [{"static_configs": [
-        {"targets": [f"127.0.0.1:{am_port}"]}]}]}
     for job in prom["scrape_configs"]:
         job["scrape_interval"] = "1s"
-        port = gateway_port if job["job_name"] == "driftgate" else prom_port
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(prom))
     processes = []
     am_log, prom_log = workdir / "alertmanager.log", workdir / "prometheus.log"
     processes.append(subprocess.Popen(
-        [require("prometheus-alertmanager"), f"--config.file={workdir / 'alertmanager.yml'}",
-         f"--storage.path={workdir / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
-         "--cluster.listen-address="],
+        [require(alertmanager_cmd[0]), *alertmanager_cmd[1:]],
         stdout=am_log.open("w"), stderr=subprocess.STDOUT))
     processes.append(subprocess.Popen(
-        [require("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-         f"--storage.tsdb.path={workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
+        [require(prometheus_cmd[0]), *prometheus_cmd[1:]],
         stdout=prom_log.open("w"), stderr=subprocess.STDOUT))
     obs = Observability(f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}", processes)
     try:

@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 from starlette.testclient import TestClient
 
+from service.api_context import GatewayContext
+
 
 def configure(tmp_path: Path, serving: dict | None = None, **env: str) -> None:
     """Point the settings at a fresh data dir and serving file (plus DRIFTGATE_* extras)."""
@@ -28,15 +30,23 @@ def configure(tmp_path: Path, serving: dict | None = None, **env: str) -> None:
 def make_client(tmp_path: Path, serving: dict | None = None, **env: str) -> Iterator[TestClient]:
     """A client on the gateway's routes bound to a fresh context (no BentoML middleware)."""
     from service.api import app
-    from service.api_context import bind, build_context
+    from service.api_context import build_context, gateway_context
     from service.config import get_settings
 
     configure(tmp_path, serving, **env)
     context = build_context(get_settings())
-    previous = bind(context)
+    app.dependency_overrides[gateway_context] = lambda: context
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
             yield client
             client.portal.call(context.close)
     finally:
-        bind(previous)
+        app.dependency_overrides.pop(gateway_context, None)
+
+
+def bound_context() -> GatewayContext:
+    """The context :func:`make_client` gave the routes (its dependency override)."""
+    from service.api import app
+    from service.api_context import gateway_context
+
+    return app.dependency_overrides[gateway_context]()

@@ -185,9 +185,9 @@ def test_openapi_describes_every_endpoint(client):
 
 
 def test_failing_model_and_failing_log_answer_json_and_are_counted(client):
-    from service.api_context import context
+    from service.api_context import gateway_context
 
-    core = context().core
+    core = gateway_context().core
     model = core.router.route("diabetes").model
     row = rows("diabetes", 1)
 

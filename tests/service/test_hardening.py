@@ -115,13 +115,13 @@ def test_events_since_takes_unix_seconds_and_iso_8601(client):
 
 
 def test_request_id_is_bounded(client):
-    from service.api_context import context
+    from service.api_context import gateway_context
 
     body = {"model": "diabetes", "inputs": rows("diabetes", 2)}
     long = client.post("/predict", json=body, headers={"x-request-id": "r" * 60_000})
     short = client.post("/predict", json=body, headers={"x-request-id": "req-42"})
     assert long.status_code == short.status_code == 200
-    store = context().store
+    store = gateway_context().store
     stored = store.get(long.json()["ids"] + short.json()["ids"])
     ids = {r.id: r.request_id for r in stored}
     assert all(len(ids[i]) == 32 for i in long.json()["ids"])  # generated instead
@@ -147,14 +147,14 @@ def test_v2_datatypes_are_honoured_or_rejected(client, datatype, data, status, t
 
 
 def test_v2_fp32_inputs_are_rounded_to_fp32(client):
-    from service.api_context import context
+    from service.api_context import gateway_context
 
     row = rows("diabetes", 1)[0]
     inputs = [{"name": k, "shape": [1], "datatype": "FP32", "data": [0.1]} for k in row]
     response = client.post("/v2/models/diabetes/infer", json={"inputs": inputs})
     assert response.status_code == 200, response.text
     ids = next(o for o in response.json()["outputs"] if o["name"] == "prediction_id")["data"]
-    (record,) = context().store.get(ids)
+    (record,) = gateway_context().store.get(ids)
     assert set(record.features.values()) == {0.10000000149011612}
 
 
@@ -187,3 +187,36 @@ def test_alertmanager_payload_is_bounded(client):
 def test_paths_with_newlines_answer_json(client):
     _error(client.get("/models/a%0Ab"), 404, "not_found")
     _v2_error(client.post("/v2/models/x%0Ay/infer", json={}), 404, "not_found")
+
+
+def test_small_reference_warns_and_its_wider_thresholds_are_shown(client, demo_models):
+    import warnings
+
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from models.registry import MIN_REFERENCE_ROWS, ReferenceTooSmall, register_model
+    from service.calibration_view import calibration
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge().fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        small = register_model("tiny-ref", model, X, y, reference=X.head(36))
+    assert [w.category for w in caught] == [ReferenceTooSmall]
+    assert small.card.reference_rows == 36 < MIN_REFERENCE_ROWS
+    assert "36 rows" in small.card.warnings[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a full reference registers silently
+        full = register_model("tiny-ref", model, X, y, reference=X)
+    assert full.card.reference_rows == len(X) and full.card.warnings == []
+    narrow = calibration("tiny-ref", full.version)["streams"]
+    wide = calibration("tiny-ref", small.version)["streams"]
+    wider = [f for f in X.columns if wide[f]["threshold"] > narrow[f]["threshold"]]
+    assert len(wider) >= len(X.columns) // 2, (wide, narrow)
+
+    detail = client.get("/models/diabetes").json()
+    (served,) = [v for v in detail["versions"] if v["version"] == demo_models["diabetes"]]
+    assert served["card"]["reference_rows"] > MIN_REFERENCE_ROWS
+    streams = served["calibration"]["streams"]
+    assert set(X.columns) <= set(streams) and all(streams[f]["threshold"] > 0 for f in X.columns)

@@ -7,12 +7,11 @@ import time
 
 import pytest
 
-from service.api_context import context
 from service.config import ServingConfig
 from service.errors import APIError
 from service.routing_state import RoutingAdmin
 from service.store.factory import open_store
-from tests.service.gateway_helpers import make_client
+from tests.service.gateway_helpers import bound_context, make_client
 from tests.service.live_helpers import (
     LoadFails,
     WarmFails,
@@ -61,32 +60,32 @@ def test_file_applied_once_to_a_store_without_routing(tmp_path, model):
     serving = {"models": {name: {"default": "stable", "aliases": {"stable": v1}}}}
     with make_client(tmp_path, serving, **FAST) as client:
         assert served_version(client, name) == v1
-        store = context().store
+        store = bound_context().store
         (change,) = store.routing_history(name)
         assert (change.actor, change.action, change.revision) == ("file", "apply", 1)
         assert "initial routing" in change.reason
     # a changed file does not override the store at the next start
     with make_client(tmp_path, {"models": {name: {"default": v2}}}, **FAST) as client:
         assert served_version(client, name) == v1
-        assert context().store.routing_revision() == 1
+        assert bound_context().store.routing_revision() == 1
 
 
 def test_routing_change_reaches_the_worker_without_failing_a_request(tmp_path, model):
     name, v1 = model
     v2 = register_version(name, alpha=5.0).version
     with make_client(tmp_path, {"models": {name: {"default": v1}}}, **FAST) as client:
-        admin = RoutingAdmin(context().store, "test")
+        admin = RoutingAdmin(bound_context().store, "test")
         assert served_version(client, name) == v1
         admin.promote(name, v2, reason="better")
         took = until(lambda: served_version(client, name) == v2)
         assert took < 2.0
         # canary: both versions answer, by arm; the log names version and arm
         admin.canary(name, v1, weight=0.5)
-        until(lambda: context().core.router.models[name].canary is not None)
+        until(lambda: bound_context().core.router.models[name].canary is not None)
         seen = {served_version(client, name) for _ in range(60)}
         assert seen == {v1, v2}
         admin.rollback(name, reason="bad canary")
-        until(lambda: context().core.router.models[name].canary is None)
+        until(lambda: bound_context().core.router.models[name].canary is None)
         assert {served_version(client, name) for _ in range(20)} == {v1}
     store = open_store(str(tmp_path / "data" / "predictions.sqlite3"))
     try:
@@ -102,7 +101,7 @@ def test_routing_change_reaches_the_worker_without_failing_a_request(tmp_path, m
 def test_new_registration_is_served_and_old_version_unloaded(tmp_path, model):
     name, v1 = model
     with make_client(tmp_path, **FAST) as client:  # no routing: default is "latest"
-        router = context().core.router
+        router = bound_context().core.router
         assert served_version(client, name) == v1
         v2 = register_version(name, alpha=3.0).version
         assert until(lambda: served_version(client, name) == v2) < 2.0
@@ -116,7 +115,7 @@ def test_version_that_fails_is_never_routed_and_an_event_says_why(tmp_path, mode
                                                                   stage):
     name, v1 = model
     with make_client(tmp_path, **FAST) as client:
-        store = context().store
+        store = bound_context().store
         broken = register_broken(name, kind).version
         # "latest" now names the broken version: the worker keeps serving v1
         until(lambda: any(e["kind"] == "version_unavailable"
@@ -133,7 +132,7 @@ def test_version_that_fails_is_never_routed_and_an_event_says_why(tmp_path, mode
 def test_rollback_finds_the_default_before_a_registration(tmp_path, model):
     name, v1 = model
     with make_client(tmp_path, **FAST):
-        admin = RoutingAdmin(context().store, "test")
+        admin = RoutingAdmin(bound_context().store, "test")
         with pytest.raises(APIError) as nothing:
             admin.rollback(name)
         assert nothing.value.status == 409
@@ -148,7 +147,7 @@ def test_rollback_finds_the_default_before_a_registration(tmp_path, model):
 def test_admin_rejects_client_mistakes(tmp_path, model):
     name, v1 = model
     with make_client(tmp_path, **FAST):
-        admin = RoutingAdmin(context().store, "test")
+        admin = RoutingAdmin(bound_context().store, "test")
         cases = [
             (lambda: admin.promote("no-such-model", v1), 404, "unknown_model"),
             (lambda: admin.promote(name, "nope"), 404, "unknown_version"),
@@ -162,7 +161,7 @@ def test_admin_rejects_client_mistakes(tmp_path, model):
             with pytest.raises(APIError) as caught:
                 call()
             assert (caught.value.status, caught.value.type) == (status, kind)
-        assert context().store.routing_revision() == 0  # nothing was written
+        assert bound_context().store.routing_revision() == 0  # nothing was written
 
 
 def test_unrouted_version_is_unloaded_only_after_its_requests_drain(model):

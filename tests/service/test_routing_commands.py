@@ -7,9 +7,8 @@ import json
 
 import yaml
 
-from service.api_context import context
 from service.cli import main
-from tests.service.gateway_helpers import make_client
+from tests.service.gateway_helpers import bound_context, make_client
 from tests.service.live_helpers import fresh_name, register_version, row
 from tests.service.test_live_routing import FAST, until
 
@@ -32,9 +31,9 @@ def test_cli_commands_change_what_the_gateway_serves(tmp_path, demo_models, caps
         assert main(["models", "alias", name, "stable", v1.version]) == 0
         assert main(["models", "canary", name, "stable", "--weight", "0.5"]) == 0
         assert main(["models", "shadow", name, v1.version]) == 0
-        until(lambda: context().core.router.models[name].shadow is not None)
-        assert context().core.router.models[name].describe() == {
-            "revision": context().core.router.revision, "default": v2.version,
+        until(lambda: bound_context().core.router.models[name].shadow is not None)
+        assert bound_context().core.router.models[name].describe() == {
+            "revision": bound_context().core.router.revision, "default": v2.version,
             "aliases": {"stable": v1.version}, "canary": {"version": v1.version, "weight": 0.5},
             "shadow": v1.version}
         assert main(["models", "shadow", name, "--off"]) == 0
@@ -68,7 +67,7 @@ def test_routing_apply_is_idempotent_and_prints_the_diff(tmp_path, demo_models, 
         until(lambda: predict(client, name, rows) == v1.version)
         assert main(["routing", "apply", str(path)]) == 0
         assert "no changes" in capsys.readouterr().out
-        assert context().store.routing_revision() == 1
+        assert bound_context().store.routing_revision() == 1
         path.write_text(yaml.safe_dump({"models": {}}))
         assert main(["routing", "apply", str(path)]) == 0  # not listed: kept without --prune
         assert "no changes" in capsys.readouterr().out
@@ -112,6 +111,8 @@ def test_http_admin_routes(tmp_path, demo_models):
         for method, path, body, status, kind in [
             ("put", "/models/nope/routing", {"default": "x"}, 404, "unknown_model"),
             ("put", f"/models/{name}/routing", {"default": "nope"}, 404, "unknown_version"),
+            ("put", f"/models/{name}/routing", {"default": "nope", "canary": {
+                "version": "nope-either", "weight": 0.5}}, 404, "unknown_version"),
             ("put", f"/models/{name}/routing", {"canary": {"version": v2.version,
                                                            "weight": 3}}, 422, "invalid_body"),
             ("put", f"/models/{name}/routing", {"colour": "red"}, 422, "invalid_body"),

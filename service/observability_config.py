@@ -1,0 +1,69 @@
+"""Prometheus and Alertmanager configuration for one gateway, rendered from ``deploy/*.yml``
+with the ports given (one place to change them) and the rules file by absolute path.
+
+``driftgate observability config`` writes both files and prints the commands that start
+them; the end-to-end tests start real Prometheus and Alertmanager from the same rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+RULES = ROOT / "monitoring" / "rules" / "driftgate.rules.yml"
+SHIPPED_GATEWAY = "localhost:3000"
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: str = SHIPPED_GATEWAY  # host:port of the driftgate gateway
+    prometheus: int = 9090
+    alertmanager: int = 9093
+    host: str = "localhost"
+
+
+def prometheus_config(ports: Ports) -> dict[str, Any]:
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    config["rule_files"] = [str(RULES)]
+    config["alerting"] = {"alertmanagers": [
+        {"static_configs": [{"targets": [f"{ports.host}:{ports.alertmanager}"]}]}]}
+    for job in config["scrape_configs"]:
+        target = ports.gateway if job["job_name"] == "driftgate" else \
+            f"{ports.host}:{ports.prometheus}"
+        job["static_configs"] = [{"targets": [target]}]
+    return config
+
+
+def alertmanager_config(ports: Ports) -> dict[str, Any]:
+    config = yaml.safe_load((DEPLOY / "alertmanager.yml").read_text())
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = hook["url"].replace(SHIPPED_GATEWAY, ports.gateway)
+    return config
+
+
+def commands(ports: Ports, directory: Path) -> list[list[str]]:
+    """The command lines that start Prometheus and Alertmanager on these files and ports.
+    Alertmanager runs as one node (no cluster port to collide with a second instance)."""
+    return [
+        ["prometheus", f"--config.file={directory / 'prometheus.yml'}",
+         f"--storage.tsdb.path={directory / 'tsdb'}",
+         f"--web.listen-address={ports.host}:{ports.prometheus}", "--web.enable-lifecycle"],
+        ["prometheus-alertmanager", f"--config.file={directory / 'alertmanager.yml'}",
+         f"--storage.path={directory / 'alertmanager'}",
+         f"--web.listen-address={ports.host}:{ports.alertmanager}",
+         "--cluster.listen-address="],
+    ]
+
+
+def write(ports: Ports, directory: Path) -> list[list[str]]:
+    """Write ``prometheus.yml`` and ``alertmanager.yml`` into ``directory``; the commands."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(ports)))
+    (directory / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(ports)))
+    return commands(ports, directory.resolve())
