@@ -26,6 +26,7 @@ serve: install
 test: install
 	bash scripts/ensure_prometheus.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q --durations=15
 
 lint: install

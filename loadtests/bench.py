@@ -46,15 +46,17 @@ import httpx
 import psutil
 import yaml
 
-from tests.e2e.conftest import (
+from loadtests.harness import (
     BENTOML,
     ROOT,
     Server,
     free_port,
+    metric_value,
+    pg_schema_url,
     private_bentoml_home,
+    reference_rows,
     stop_gateway,
 )
-from tests.e2e.traffic import metric_value, reference_rows
 
 MODEL = "diabetes"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -587,8 +589,6 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:  # report, go on without it
                     print(f"PostgreSQL at {args.postgres} not usable, skipped: {exc}")
                 if pg:
-                    from tests.pg_fixtures import pg_schema_url
-
                     single += [
                         gateway_target("pg", "driftgate (durable, postgres)",
                                        pg_schema_url(pg[1])),

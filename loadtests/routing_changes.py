@@ -215,9 +215,14 @@ def main(argv: list[str] | None = None) -> int:
 
     base = Path(tempfile.mkdtemp(prefix="driftgate-routing-bench-"))
     os.environ["BENTOML_HOME"] = str(base / "bentoml")  # a private model store, before bentoml
+    from loadtests.harness import (
+        fresh_name,
+        pg_schema_url,
+        register_version,
+        start_gateway_retrying,
+        stop_gateway,
+    )
     from models.registry import get_model
-    from tests.e2e.conftest import start_gateway_retrying, stop_gateway
-    from tests.service.live_helpers import fresh_name, register_version
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
@@ -232,8 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = entry.reference()[entry.card.feature_names].head(20).to_dict("records")
     store_url = str(base / "shared.sqlite3")
     if args.store == "postgres":
-        from tests.pg_fixtures import pg_schema_url
-
         store_url = pg_schema_url(args.pg)
     env = {"DRIFTGATE_STORE_URL": store_url}
     servers = []

@@ -9,8 +9,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadtests.harness import shifted
 from models.registry import LABEL_COLUMN, get_model
-from tests.e2e.traffic import shifted
 
 DEFAULT_MODELS = "breast-cancer,diabetes,diabetes-risk"
 V2_DATATYPE = {"numeric": "FP64", "boolean": "BOOL", "categorical": "BYTES"}

@@ -22,21 +22,14 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
-FeatureKind = Literal["numeric", "categorical", "boolean"]
+# the one feature spec, shared with the monitor and the gateway's validation
+from monitoring.quality import FeatureKind, FeatureSpec
+
 Task = Literal["classification", "regression"]
 InputFormat = Literal["numpy", "pandas", "records"]
 
-
-class FeatureSpec(BaseModel):
-    """One input feature: its kind, dtype, allowed values and whether it may be null."""
-
-    name: str
-    kind: FeatureKind
-    dtype: str
-    min: float | None = None
-    max: float | None = None
-    categories: list[str] | None = None
-    nullable: bool = False
+__all__ = ["FeatureKind", "FeatureSpec", "InputFormat", "Lineage", "ModelCard", "Task",
+           "fingerprint", "infer_features"]
 
 
 class Lineage(BaseModel):

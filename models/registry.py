@@ -138,11 +138,11 @@ def register_model(
     training = features.assign(**{str(target.name or "target"): target.to_numpy()})
     card = ModelCard(
         name=name,
-        task=task,  # type: ignore[arg-type]
+        task=task,
         class_labels=class_labels,
         target=str(target.name) if target.name is not None else None,
         features=specs,
-        input_format=_input_format(estimator),  # type: ignore[arg-type]
+        input_format=_input_format(estimator),
         metrics=metrics or {},
         lineage=Lineage(
             data_fingerprint=fingerprint(training),

@@ -36,6 +36,7 @@ import argparse
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,8 +77,9 @@ def synthetic_model(
     x = _draw(n_ref, p, rng, correlated)
     names = [f"x{i}" for i in range(p)]
     ref = pd.DataFrame(x, columns=names)
-    feats = [{"name": n, "kind": "numeric", "dtype": "float64", "min": -8.0, "max": 8.0,
-              "categories": None, "nullable": False} for n in names]
+    feats: list[dict[str, Any]] = [
+        {"name": n, "kind": "numeric", "dtype": "float64", "min": -8.0, "max": 8.0,
+         "categories": None, "nullable": False} for n in names]
     if categorical:
         ref["c"] = rng.choice(CATS, size=n_ref, p=CAT_P)
         feats.append({"name": "c", "kind": "categorical", "dtype": "object", "min": None,
@@ -141,7 +143,7 @@ def _river_delay(factory: Callable[[], object], x: np.ndarray, c: np.ndarray | N
                  target: str | None) -> int | None:
     """First post-change alarm of river detectors on the raw target stream(s)."""
     if target == "c":
-        streams = [(c == k).astype(float) for k in CATS]
+        streams = [np.asarray(c == k, dtype=float) for k in CATS]
     elif target is None:
         streams = [x[:, j] for j in range(x.shape[1])]
     else:
@@ -175,7 +177,7 @@ def _dg_delay(
     return None
 
 
-RIVER = {
+RIVER: dict[str, Callable[[], object]] = {
     "river ADWIN()": drift.ADWIN,
     "river PageHinkley()": drift.PageHinkley,
     "river KSWIN()": lambda: drift.KSWIN(seed=1),

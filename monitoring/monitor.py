@@ -20,7 +20,7 @@ from monitoring.events import MonitorEvent
 from monitoring.multivariate import MahalanobisScore
 from monitoring.names import LABEL, MULTIVARIATE, PREDICTION
 from monitoring.performance import PerformanceTracker
-from monitoring.quality import ISSUES, FeatureSpec, check_value
+from monitoring.quality import ISSUES, FeatureSpec, Rules
 from monitoring.state import DriftState
 from monitoring.status import MonitorStatus, StreamStatus
 from monitoring.window_stats import NumericReference, categorical_window_stats
@@ -91,7 +91,8 @@ class ModelMonitor:
         self.config = config
         rng = np.random.default_rng(config.seed)
         self.task = str(card.get("task", "classification"))
-        self.specs = [FeatureSpec(f) for f in card["features"]]
+        self.specs = [f if isinstance(f, FeatureSpec) else FeatureSpec.from_mapping(f)
+                      for f in card["features"]]
         numeric = [s for s in self.specs if s.kind == "numeric"]
         categorical = [s for s in self.specs if s.kind != "numeric"]
         self._num_specs = numeric
@@ -146,11 +147,14 @@ class ModelMonitor:
             det = detector_class("numeric", method).calibrate(x, budget(name))
             self.numeric.append(_Stream(name, "numeric", method, det))
 
-        # streams of one detector class are fed together (a class may vectorise across them)
-        groups: dict[type[StreamDetector], list[int]] = {}
+        # streams of one detector class are fed together (a class may vectorise across them);
+        # the groups are kept, so whatever a class stacks is stacked once, not per update
+        by_class: dict[type[StreamDetector], list[int]] = {}
         for j, stream in enumerate(self.numeric):
-            groups.setdefault(type(stream.detector), []).append(j)
-        self._numeric_groups = list(groups.items())
+            by_class.setdefault(type(stream.detector), []).append(j)
+        self._numeric_groups = [
+            (cols, cls.group([self.numeric[j].detector for j in cols]))
+            for cls, cols in by_class.items()]
 
         # --- the joint numeric features ------------------------------------------------------
         self.multivariate: _Stream | None = None
@@ -170,10 +174,12 @@ class ModelMonitor:
         self._frequencies: list[CategoryFrequencies] = []
         for j, name in enumerate(cat_names):
             spec = self._cat_specs[j]
+            known: list[Any]
             if spec is None:
                 known = list(card.get("class_labels") or [])
             else:
-                known = list(spec.categories or ([False, True] if spec.kind == "boolean" else []))
+                booleans: list[Any] = [False, True] if spec.kind == "boolean" else []
+                known = list(spec.categories or booleans)
             ref_vals = (
                 [normalize_category(v, self._cat_bool[j]) for v in reference[name].tolist()]
                 if name in reference.columns else []
@@ -182,8 +188,8 @@ class ModelMonitor:
             method = config.categorical_detector
             det = detector_class("categorical", method).calibrate(ref_vals, budget(name, known))
             self.categorical.append(_Stream(name, "categorical", method, det))
-        self._known = {s.name: set(self._frequencies[j].categories)
-                       for j, s in enumerate(categorical)}
+        # data quality: the rules the gateway validates with (monitoring.quality)
+        self._checks = Rules(self.specs)
 
         # --- performance -----------------------------------------------------------------
         err_scale = 1.0
@@ -216,7 +222,6 @@ class ModelMonitor:
         hi = [s.max if s.max is not None else np.inf for s in numeric]
         self._lo = np.array(lo, dtype=float)
         self._hi = np.array(hi, dtype=float)
-        self._nullable = np.array([s.nullable for s in numeric], dtype=bool)
         names = [s.name for s in numeric]
         self._getter = operator.itemgetter(*names) if len(names) > 1 else None
 
@@ -336,13 +341,14 @@ class ModelMonitor:
             bad_inf = np.isinf(x)
             with np.errstate(invalid="ignore"):
                 oor = ((x < self._lo) | (x > self._hi)) & ~bad_inf
-            flagged = (bad_nan & ~self._nullable) | bad_inf | oor
+            flagged = bad_nan | bad_inf | oor  # candidates; the rules decide
             if flagged.any():
                 for i, j in zip(*np.nonzero(flagged), strict=True):
                     spec = self._num_specs[j]
-                    issue = check_value(spec, feats[i].get(spec.name))
-                    if issue is None:
+                    found = self._checks[spec.name](feats[i].get(spec.name))
+                    if found is None:
                         continue
+                    issue = found.issue
                     self.quality[spec.name][issue] += 1
                     if self.config.quality_events:
                         emit(int(i), MonitorEvent(
@@ -357,10 +363,10 @@ class ModelMonitor:
         z[~np.isfinite(z)] = np.nan
         np.clip(z, -self.config.clip_z, self.config.clip_z, out=z)
 
-        for cls, cols in self._numeric_groups:
-            found = cls.update_columns([self.numeric[j].detector for j in cols], z[:, cols])
-            for j, stream_alarms in zip(cols, found, strict=True):
-                alarms(self.numeric[j], stream_alarms, _drift_kind(self.numeric[j].name))
+        for cols, group in self._numeric_groups:
+            for j, alarm in group.update(z[:, cols] if len(cols) < z.shape[1] else z):
+                stream = self.numeric[cols[j]]
+                alarms(stream, [alarm], _drift_kind(stream.name))
         if self.multivariate is not None:
             # clipped values: one wild value is a quality issue, not drift
             q = len(self._num_specs)
@@ -372,21 +378,20 @@ class ModelMonitor:
             name = stream.name
             is_bool = self._cat_bool[j]
             spec = self._cat_specs[j]
-            known = self._known.get(name)
+            check = None if spec is None else self._checks[name]
             code = self._frequencies[j].code
             values: list[Any] = []
             for i in range(n):
                 raw = recs[i][2] if spec is None else feats[i].get(name)
                 missing = raw is None or (isinstance(raw, float) and raw != raw)
                 v = None if missing else normalize_category(raw, is_bool)
-                if spec is not None:
-                    issue = check_value(spec, raw if missing else v, known)
-                    if issue is not None:
-                        self.quality[name][issue] += 1
-                        if self.config.quality_events:
-                            emit(i, MonitorEvent("data_quality", name, "card", math.nan,
-                                                 math.nan, ids[i], tss[i],
-                                                 {"issue": issue, "value": _jsonable(raw)}))
+                if check is not None and (found := check(raw)) is not None:
+                    issue = found.issue
+                    self.quality[name][issue] += 1
+                    if self.config.quality_events:
+                        emit(i, MonitorEvent("data_quality", name, "card", math.nan,
+                                             math.nan, ids[i], tss[i],
+                                             {"issue": issue, "value": _jsonable(raw)}))
                 values.append(v)  # a missing value is not a category: the detector skips it
                 if not missing:
                     codes[i, j] = code(v)

@@ -169,11 +169,11 @@ class PerformanceTracker:
         classification = self.task == "classification"
         out: list[tuple[str, str, float, float, dict]] = []
         for name in _CLASSIFICATION_METRICS if classification else _REGRESSION_METRICS:
-            base = self.card_metrics.get(name)
-            if base is None or m[name] is None:
+            base, live = self.card_metrics.get(name), m[name]
+            if base is None or live is None:
                 continue
             base = float(base)
-            value = float(m[name])
+            value = float(live)
             if classification:
                 limit = base - self.tolerance
                 bad, good = value < limit, value >= base - self.tolerance / 2

@@ -9,8 +9,9 @@ from typing import Any
 
 __all__ = ["DriftState", "SnapshotVersionError", "dumps", "loads", "SNAPSHOT_VERSION"]
 
-# 2: one StreamDetector per stream (monitoring.detectors); 1: a shared CUSUM bank
-SNAPSHOT_VERSION = 2
+# 3: CUSUM streams keep their charts in their detector group's bank; 2: one StreamDetector
+# per stream (monitoring.detectors); 1: a shared CUSUM bank
+SNAPSHOT_VERSION = 3
 _MAGIC = b"DGMON"
 
 

@@ -53,8 +53,8 @@ class NumericReference:
         self.std = float(v.std(ddof=1)) if v.size > 1 else 1.0
         if not self.std > 0:
             self.std = 1.0
-        edges = np.unique(np.quantile(v, np.linspace(0, 1, bins + 1)[1:-1])) if v.size else []
-        self.edges = np.asarray(edges, dtype=float)
+        self.edges = (np.unique(np.quantile(v, np.linspace(0, 1, bins + 1)[1:-1])) if v.size
+                      else np.empty(0))
         self.props = self._props(self.sorted)
 
     def _props(self, v: np.ndarray) -> np.ndarray:

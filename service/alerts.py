@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from service.errors import APIError
-from service.store.base import Store
+from service.store.base import KeyValueStore
 from service.webhooks.outbox import RetrainRequests
 from service.webhooks.payload import alert_evidence
 
@@ -78,7 +78,7 @@ class AlertReceiver:
 
     def __init__(
         self,
-        store: Store,
+        store: KeyValueStore,
         retrain: RetrainRequests,
         reference_fingerprint_of: Callable[[str], str | None],
         served_models: Collection[str],

@@ -112,9 +112,9 @@ class GatewayCore:
             try:
                 result, records = self._run(route, batch, request_id, trace_id, started)
             except Exception as exc:  # the model itself failed on valid input
-                error = APIError(500, "model_error", f"the model failed: {exc!r}")
-                self.count_error(error, name)
-                raise error from exc
+                failure = APIError(500, "model_error", f"the model failed: {exc!r}")
+                self.count_error(failure, name)
+                raise failure from exc
             finally:
                 model.inflight -= 1
         if route.shadow is not None:
@@ -126,10 +126,10 @@ class GatewayCore:
                 await self.sink.submit(records)
             except Exception as exc:  # not logged means not served: the client may retry
                 log.warning("prediction log unavailable: %r", exc)
-                error = APIError(503, "log_unavailable",
-                                 "the prediction log is unavailable: nothing was served, retry")
-                self.count_error(error, name)
-                raise error from exc
+                failure = APIError(503, "log_unavailable",
+                                   "the prediction log is unavailable: nothing was served, retry")
+                self.count_error(failure, name)
+                raise failure from exc
         self._count(model, route.arm, batch, result.values)  # served: answered with a 2xx
         self.metrics.latency.labels(model.name, model.version).observe(
             time.perf_counter() - started

@@ -26,9 +26,9 @@ async def predict(request: Request) -> Response:
     except APIError as error:
         return error_response(error)
     except Exception as exc:  # a bug: still JSON, still counted
-        error = internal_error(exc)
-        api_context.gateway_context().core.count_error(error)
-        return error_response(error)
+        bug = internal_error(exc)
+        api_context.gateway_context().core.count_error(bug)
+        return error_response(bug)
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

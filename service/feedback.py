@@ -19,7 +19,7 @@ from models.card import ModelCard
 from service.core import GatewayCore
 from service.errors import APIError
 from service.routing import Router
-from service.store.base import Store
+from service.store.base import LogStore
 
 MAX_ITEMS = 10_000
 
@@ -53,11 +53,11 @@ def normalise_label(label: Any, card: ModelCard | None) -> Any:
 
 
 def _apply(
-    payload: FeedbackRequest, store: Store, router: Router
+    payload: FeedbackRequest, store: LogStore, router: Router
 ) -> tuple[dict[str, Any], dict[str, int]]:
     ids = [item.id for item in payload.items]
     known = {record.id: record for record in store.get(ids)}
-    problems = []
+    problems: list[dict[str, Any]] = []
     labels: dict[int, Any] = {}
     for index, item in enumerate(payload.items):
         record = known.get(item.id)
@@ -87,7 +87,7 @@ def _apply(
 
 
 async def apply_feedback(
-    payload: FeedbackRequest, store: Store, core: GatewayCore
+    payload: FeedbackRequest, store: LogStore, core: GatewayCore
 ) -> dict[str, Any]:
     try:
         body, per_model = await to_thread.run_sync(_apply, payload, store, core.router)

@@ -62,4 +62,4 @@ class Gateway:
         await self.context.close()
 
 
-Gateway.add_asgi_middleware(NewlinePathGuard)
+Gateway.add_asgi_middleware(NewlinePathGuard)  # type: ignore[attr-defined]  # bentoml's stubs

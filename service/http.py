@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -199,7 +199,7 @@ def internal_error(exc: Exception) -> APIError:
 
 
 def error_response(
-    error: APIError, headers: dict[str, str] | None = None, v2: bool = False
+    error: APIError, headers: Mapping[str, str] | None = None, v2: bool = False
 ) -> JSONResponse:
     """DESIGN.md's error body; on the v2 routes the Open Inference Protocol's
     ``{"error": message}``, with the type and details beside it."""

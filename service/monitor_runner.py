@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 
@@ -25,7 +25,7 @@ from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
 from monitoring.names import MODEL_STREAM, json_value
 from monitoring.state import SnapshotVersionError
 from service.metrics import MonitorMetrics
-from service.store.base import Store
+from service.store.base import KeyValueStore, LogStore, MonitorStateStore
 from service.store.records import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -81,12 +81,17 @@ class StepResult:
     events: list[ModelEvent] = field(default_factory=list)
 
 
+class RunnerStore(LogStore, MonitorStateStore, KeyValueStore, Protocol):
+    """What the runner uses: it reads the log and labels, checkpoints and stores events,
+    and publishes its status in the key-value table."""
+
+
 class MonitorRunner:
     """Consumes the log from its checkpoint; see the module docstring."""
 
     def __init__(
         self,
-        store: Store,
+        store: RunnerStore,
         config: MonitorConfig,
         metrics: MonitorMetrics | None = None,
         retrain: RetrainHook | None = None,
@@ -183,7 +188,7 @@ class MonitorRunner:
         groups: dict[Key, list[tuple[str, dict, Any, float]]] = defaultdict(list)
         for r in records:
             groups[(r.model, r.version)].append((r.id, r.features, r.prediction, r.ts))
-        events = []
+        events: list[ModelEvent] = []
         for (model, version), rows in groups.items():
             monitor = self.monitor_for(model, version)
             if monitor is not None:
@@ -191,7 +196,7 @@ class MonitorRunner:
         return events
 
     def _labels(self, labels: list[Any]) -> list[ModelEvent]:
-        events = []
+        events: list[ModelEvent] = []
         for event in labels:
             r = event.record
             monitor = self.monitor_for(r.model, r.version)

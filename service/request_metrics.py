@@ -75,4 +75,4 @@ def bound_endpoint_labels(templates: EndpointTemplates) -> None:
             if metric is not None and not isinstance(metric, _TemplatedEndpoint):
                 setattr(self, name, _TemplatedEndpoint(metric, templates))
 
-    RunnerTrafficMetricsMiddleware._setup = _setup  # type: ignore[method-assign]
+    RunnerTrafficMetricsMiddleware._setup = _setup  # type: ignore[method-assign, assignment]

@@ -10,7 +10,7 @@ import time
 from service.config import Settings
 from service.metrics import MonitorMetrics
 from service.monitor_runner import ModelEvent
-from service.store.base import Store
+from service.store.base import DeliveryStore
 from service.webhooks.dispatcher import WebhookDispatcher
 from service.webhooks.outbox import RetrainRequests
 from service.webhooks.payload import drift_evidence
@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 class Retraining:
     """Owns the retrain-request outbox writer and the webhook dispatcher of the monitor."""
 
-    def __init__(self, store: Store, settings: Settings, metrics: MonitorMetrics | None) -> None:
+    def __init__(
+        self, store: DeliveryStore, settings: Settings, metrics: MonitorMetrics | None
+    ) -> None:
         endpoints = settings.serving().webhooks
         self.store = store
         self.settings = settings

@@ -18,7 +18,7 @@ from typing import Any
 from models.registry import RegisteredModel, list_models
 from service.config import CanaryConfig, ServedModelConfig, ServingConfig
 from service.errors import APIError, invalid, not_found
-from service.store.base import Store
+from service.store.base import RoutingStore
 from service.store.entities import RoutingChange, RoutingConflict
 
 LATEST = "latest"
@@ -53,7 +53,7 @@ def created_at(entry: RegisteredModel) -> float:
 class RoutingAdmin:
     """Validated routing changes of one store, attributed to ``actor``."""
 
-    def __init__(self, store: Store, actor: str) -> None:
+    def __init__(self, store: RoutingStore, actor: str) -> None:
         self.store = store
         self.actor = actor
         self._versions: dict[str, list[RegisteredModel]] = {}  # one registry scan per change

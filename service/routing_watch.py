@@ -20,7 +20,7 @@ from service.config import ServedModelConfig, ServingConfig
 from service.metrics import RoutingMetrics
 from service.routing import Registry, Router
 from service.routing_state import spec_of
-from service.store.base import Store
+from service.store.base import RoutingStore
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class RoutingSource(Protocol):
 
 
 class StoreRouting:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: RoutingStore) -> None:
         self.store = store
 
     def revision(self) -> int:

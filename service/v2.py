@@ -32,7 +32,7 @@ from service.runtime import LoadedModel
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"], route_class=GuardedRoute)
 
-NUMERIC_TYPES = {
+NUMERIC_TYPES: dict[str, Any] = {
     "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
     "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
     "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,

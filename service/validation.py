@@ -1,13 +1,13 @@
 """Validate request rows against a model card, once compiled per model version.
 
-Rules: every feature of the card must be present and no other; numeric features take JSON
-numbers (not booleans), categorical features strings, boolean features ``true``/``false``.
-``null`` and NaN are accepted only for nullable features (and counted as data-quality issues),
-infinities never. Out-of-range numbers and unseen categories are accepted and counted.
+Every feature of the card must be present and no other; each value is checked with the one
+set of data-quality rules of :mod:`monitoring.quality` (the monitor counts the logged records
+with the same rules): a rejected value makes the request a 422, an accepted value with an
+issue (out of range, unseen category) is counted.
 
 Example
 -------
->>> from models.card import FeatureSpec
+>>> from monitoring.quality import FeatureSpec
 >>> v = RowValidator([FeatureSpec(name="x", kind="numeric", dtype="float64", min=0, max=1)])
 >>> batch = v.validate([{"x": 0.5}, {"x": 3}])
 >>> batch.quality
@@ -20,16 +20,14 @@ service.errors.APIError: row 0: missing feature 'x'
 
 from __future__ import annotations
 
-import math
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.card import FeatureSpec
+from monitoring.quality import FeatureSpec, checker
 from service.errors import invalid
 
 MAX_REPORTED_PROBLEMS = 20
-MAX_FLOAT = sys.float_info.max
 
 
 @dataclass
@@ -43,11 +41,11 @@ class ValidatedBatch:
 class RowValidator:
     """Checks request rows against the features of one model card."""
 
-    def __init__(self, features: list[FeatureSpec]) -> None:
-        self.features = features
+    def __init__(self, features: Sequence[FeatureSpec]) -> None:
+        self.features = list(features)
         self.names = [f.name for f in features]
         self._name_set = frozenset(self.names)
-        self._checks = [(f.name, _check_for(f)) for f in features]
+        self._checks = [(f.name, checker(f)) for f in features]
 
     def validate(self, rows: Any) -> ValidatedBatch:
         if not isinstance(rows, list) or not rows:
@@ -65,12 +63,13 @@ class RowValidator:
                 issue = check(row[name])
                 if issue is None:
                     continue
-                if issue[0] == "error":
+                if issue.error is not None:
                     problems.append(
-                        {"row": index, "feature": name, "type": issue[1], "message": issue[2]}
+                        {"row": index, "feature": name, "type": issue.error,
+                         "message": issue.message}
                     )
                 else:
-                    batch.quality.append((index, name, issue[1]))
+                    batch.quality.append((index, name, issue.issue))
             if len(problems) >= MAX_REPORTED_PROBLEMS:
                 break
         if problems:
@@ -94,57 +93,3 @@ class RowValidator:
                      "message": f"unknown feature {name!r}; expected {self.names}"}
                 )
         return found
-
-
-Issue = tuple[str, str, str] | tuple[str, str]
-
-
-def _check_for(spec: FeatureSpec):  # noqa: C901 - one small closure per kind
-    nullable = spec.nullable
-
-    def null_issue(value: Any) -> Issue:
-        if nullable:
-            return ("quality", "missing")
-        return ("error", "null_value", "null is not allowed for this feature")
-
-    if spec.kind == "numeric":
-        low = -math.inf if spec.min is None else spec.min
-        high = math.inf if spec.max is None else spec.max
-
-        def check_numeric(value: Any) -> Issue | None:
-            if type(value) is float or type(value) is int:
-                if low <= value <= high:
-                    return None
-                if value != value:  # NaN
-                    return ("quality", "nan") if nullable else (
-                        "error", "nan_value", "NaN is not allowed for this feature")
-                if abs(value) > MAX_FLOAT:  # inf, or an integer no float can hold
-                    return ("error", "infinite_value", "the value is not a finite float64")
-                return ("quality", "out_of_range")
-            if value is None:
-                return null_issue(value)
-            return ("error", "wrong_type", f"expected a number, got {type(value).__name__}")
-
-        return check_numeric
-
-    if spec.kind == "boolean":
-
-        def check_boolean(value: Any) -> Issue | None:
-            if type(value) is bool:
-                return None
-            if value is None:
-                return null_issue(value)
-            return ("error", "wrong_type", f"expected true or false, got {type(value).__name__}")
-
-        return check_boolean
-
-    categories = frozenset(spec.categories or [])
-
-    def check_categorical(value: Any) -> Issue | None:
-        if type(value) is str:
-            return None if value in categories else ("quality", "unseen_category")
-        if value is None:
-            return null_issue(value)
-        return ("error", "wrong_type", f"expected a string, got {type(value).__name__}")
-
-    return check_categorical

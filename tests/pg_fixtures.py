@@ -4,16 +4,14 @@ conftest to use them."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
+from loadtests.harness import PG_ADMIN, pg_schema_url  # noqa: F401 - re-exported
 from service.store import Store, open_store
-
-PG_ADMIN = os.environ.get("DRIFTGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +30,6 @@ def pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def pg_schema_url(dsn: str) -> str:
-    """A DSN of a fresh schema (by search_path) in the database of ``dsn``."""
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{dsn}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

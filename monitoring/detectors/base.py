@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Alarm", "Budget", "StreamDetector", "below_alarm", "KINDS"]
+__all__ = ["Alarm", "Budget", "DetectorGroup", "StreamDetector", "below_alarm", "KINDS"]
 
 #: Stream kinds a detector can watch (the registry's sections).
 KINDS = ("numeric", "categorical", "multivariate", "errors")
@@ -132,12 +132,10 @@ class StreamDetector(ABC):
         """Feed values in order; return the alarms they raise (rows index ``values``)."""
 
     @classmethod
-    def update_columns(
-        cls, detectors: Sequence[StreamDetector], values: np.ndarray
-    ) -> list[list[Alarm]]:
-        """Feed column ``j`` of ``values`` to ``detectors[j]`` (all of this class); return
-        each one's alarms. A detector may override it to vectorise across streams."""
-        return [d.update_many(values[:, j]) for j, d in enumerate(detectors)]
+    def group(cls, detectors: Sequence[StreamDetector]) -> DetectorGroup:
+        """A :class:`DetectorGroup` feeding ``detectors`` (all of this class) together; a
+        detector may override it to vectorise across streams."""
+        return DetectorGroup(detectors)
 
     @property
     @abstractmethod
@@ -171,3 +169,31 @@ class StreamDetector(ABC):
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items()
                           if isinstance(v, int | float | str | bool | tuple))
         return f"{type(self).__name__}({shown})"
+
+
+class DetectorGroup:
+    """Streams of one detector class fed together: column ``j`` of a matrix to detector ``j``.
+
+    A monitor builds one group per detector class at construction and keeps it, so a class
+    that vectorises across streams (:class:`~monitoring.detectors.cusum.Cusum`) stacks its
+    parameters and state once, not on every update. This default feeds each detector in turn.
+
+    Examples
+    --------
+    >>> from monitoring.detectors.page_hinkley import PageHinkley
+    >>> rng = np.random.default_rng(0)
+    >>> dets = [PageHinkley.calibrate(rng.standard_normal(2000), Budget(1e-5, rng))
+    ...         for _ in range(2)]
+    >>> z = rng.standard_normal((600, 2))
+    >>> z[300:, 1] += 2.0
+    >>> [(j, a.row) for j, a in DetectorGroup(dets).update(z)][:1]
+    [(1, 310)]
+    """
+
+    def __init__(self, detectors: Sequence[StreamDetector]) -> None:
+        self.detectors = list(detectors)
+
+    def update(self, values: np.ndarray) -> list[tuple[int, Alarm]]:
+        """Feed ``values`` of shape ``(records, streams)``; return ``(stream, alarm)`` pairs,
+        stream by stream, each stream's alarms in row order."""
+        return [(j, a) for j, d in enumerate(self.detectors) for a in d.update_many(values[:, j])]

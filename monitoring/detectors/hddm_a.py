@@ -46,7 +46,7 @@ class HDDMA(StreamDetector):
 
     def _clear(self) -> None:
         self._z = stats.Mean()
-        self._min = (0, 0.0)  # (n, mean) at the cut point
+        self._min: tuple[float, float] = (0, 0.0)  # (n, mean) at the cut point
 
     def _bound(self, n: float) -> float:
         return math.sqrt(1.0 / (2 * n) * math.log(1.0 / self.drift_confidence))

@@ -75,6 +75,13 @@ class MahalanobisChart(StreamDetector):
     def update_many(self, values: Any) -> list[Alarm]:
         x = np.atleast_2d(np.asarray(values, dtype=float))
         u = self.scorer.transform(x) - self.k
+        if u.shape[0] == 1:  # one record, no alarm: plain float arithmetic, no numpy calls
+            step = float(u[0])
+            s1 = max(float(self._bank._s[0]) + (step if step == step else 0.0), 0.0)
+            if not s1 > self.threshold_:
+                self._bank._s[0] = s1
+                self._fired = None
+                return []
         alarms = self._bank.update_many(u[:, None], (self.name,))
         self._fired = alarms[-1] if alarms and alarms[-1].row == x.shape[0] - 1 else None
         return alarms

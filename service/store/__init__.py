@@ -6,7 +6,15 @@ Entry points: :func:`open_store` (backend chosen by URL), :class:`GroupCommitWri
 
 from __future__ import annotations
 
-from service.store.base import Store
+from service.store.base import (
+    DeliveryStore,
+    KeyValueStore,
+    LogStore,
+    MonitorStateStore,
+    OutboxStore,
+    RoutingStore,
+    Store,
+)
 from service.store.entities import (
     Checkpoint,
     LabelEvent,
@@ -23,14 +31,20 @@ from service.store.writer import GroupCommitWriter
 
 __all__ = [
     "Checkpoint",
+    "DeliveryStore",
     "GroupCommitWriter",
+    "KeyValueStore",
     "LabelEvent",
     "LabelResult",
+    "LogStore",
+    "MonitorStateStore",
     "OutboxItem",
+    "OutboxStore",
     "PredictionRecord",
     "RoutingChange",
     "RoutingConflict",
     "RoutingSnapshot",
+    "RoutingStore",
     "Store",
     "export_to_file",
     "new_prediction_id",

@@ -23,18 +23,21 @@ from service.store.entities import (
 )
 from service.store.records import PredictionRecord
 
-__all__ = ["Store", "OUTBOX_STATUSES"]
+__all__ = ["Store", "LogStore", "MonitorStateStore", "OutboxStore", "KeyValueStore",
+           "RoutingStore", "DeliveryStore", "OUTBOX_STATUSES"]
 
 OUTBOX_STATUSES = ("pending", "delivered", "dead")
 
 
-@runtime_checkable
-class Store(Protocol):
-    """A prediction log plus the monitor's side tables (labels, checkpoints, events,
-    webhook outbox, key-value). All methods are blocking and thread-safe; call them from a
-    worker thread (or via :class:`~service.store.writer.GroupCommitWriter`) in async code."""
+# The store by role: a component is annotated with the protocol of what it uses (the gateway's
+# log writer a LogStore, the webhook dispatcher a DeliveryStore, ...), so its dependency is
+# visible in its signature and mypy holds it to it. Both backends implement all of them
+# (Store); the contract suite (tests/store) runs every role on each backend.
 
-    url: str
+
+@runtime_checkable
+class LogStore(Protocol):
+    """The prediction log and the labels joined to it (gateway writes, monitor reads)."""
 
     # -- predictions -------------------------------------------------------------------
     def append(self, records: Sequence[PredictionRecord]) -> None:
@@ -64,6 +67,31 @@ class Store(Protocol):
     def high_water_label_offset(self) -> int:
         """Highest readable label offset (0 when there is none)."""
 
+    # -- export and retention ----------------------------------------------------------
+    def export(
+        self,
+        model: str,
+        since: float | None = None,
+        until: float | None = None,
+        with_labels: bool = False,
+        version: str | None = None,
+    ) -> pd.DataFrame:
+        """Predictions of ``model`` with ``since <= ts < until`` as a DataFrame."""
+
+    def prune(
+        self,
+        older_than_seconds: float,
+        keep_after_offset: int,
+        keep_after_label_offset: int | None = None,
+    ) -> int:
+        """Delete records older than the age whose offset is <= ``keep_after_offset``
+        (label events of deleted records too, up to ``keep_after_label_offset``)."""
+
+
+@runtime_checkable
+class MonitorStateStore(Protocol):
+    """The monitor's checkpoints and the monitoring events it stores."""
+
     # -- checkpoints -------------------------------------------------------------------
     def save_checkpoint(self, consumer: str, offset: int, label_offset: int, state: bytes) -> None:
         """Atomically store the consumer's offsets together with its state."""
@@ -89,25 +117,10 @@ class Store(Protocol):
         """Events with ``ts >= since`` oldest first; without ``since`` the latest
         ``limit`` events (still oldest first). Each dict also carries ``id``."""
 
-    # -- export and retention ----------------------------------------------------------
-    def export(
-        self,
-        model: str,
-        since: float | None = None,
-        until: float | None = None,
-        with_labels: bool = False,
-        version: str | None = None,
-    ) -> pd.DataFrame:
-        """Predictions of ``model`` with ``since <= ts < until`` as a DataFrame."""
 
-    def prune(
-        self,
-        older_than_seconds: float,
-        keep_after_offset: int,
-        keep_after_label_offset: int | None = None,
-    ) -> int:
-        """Delete records older than the age whose offset is <= ``keep_after_offset``
-        (label events of deleted records too, up to ``keep_after_label_offset``)."""
+@runtime_checkable
+class OutboxStore(Protocol):
+    """The webhook outbox: retrain requests waiting for delivery, delivered, or dead."""
 
     # -- webhook outbox ----------------------------------------------------------------
     def outbox_enqueue(
@@ -133,8 +146,10 @@ class Store(Protocol):
     def outbox_pending_count(self) -> int:
         """Number of pending items."""
 
-    def ping(self) -> None:
-        """Raise unless the store answers a trivial query now."""
+
+@runtime_checkable
+class KeyValueStore(Protocol):
+    """Small JSON values by key (monitor status, cooldowns, disabled endpoints)."""
 
     def kv_get(self, key: str) -> Any:
         """A JSON value from the key-value table, or None."""
@@ -144,6 +159,11 @@ class Store(Protocol):
 
     def kv_prune(self, prefix: str, updated_before: float) -> int:
         """Delete keys starting with ``prefix`` last set before ``updated_before`` (unix s)."""
+
+
+@runtime_checkable
+class RoutingStore(Protocol):
+    """Revisioned routing of every model, with its history."""
 
     # -- routing -----------------------------------------------------------------------
     def routing_revision(self) -> int:
@@ -170,6 +190,24 @@ class Store(Protocol):
 
     def routing_history(self, model: str | None = None, limit: int = 100) -> list[RoutingChange]:
         """The latest ``limit`` routing changes (of one model), oldest first."""
+
+
+@runtime_checkable
+class DeliveryStore(OutboxStore, KeyValueStore, Protocol):
+    """What webhook delivery uses: the outbox and the key-value table (cooldowns, endpoints)."""
+
+
+@runtime_checkable
+class Store(LogStore, MonitorStateStore, OutboxStore, KeyValueStore, RoutingStore, Protocol):
+    """A prediction log plus the monitor's side tables (labels, checkpoints, events,
+    webhook outbox, key-value, routing). All methods are blocking and thread-safe; call them
+    from a worker thread (or via :class:`~service.store.writer.GroupCommitWriter`) in async
+    code."""
+
+    url: str
+
+    def ping(self) -> None:
+        """Raise unless the store answers a trivial query now."""
 
     def close(self) -> None:
         """Close all connections."""

@@ -130,7 +130,7 @@ _TAKE = (
 
 # A store that does not answer must fail fast (503 and readiness), not hang a request;
 # a DSN's own connect_timeout wins.
-def _connect_defaults(dsn: str) -> dict[str, int]:
+def _connect_defaults(dsn: str) -> dict[str, Any]:
     return {} if "connect_timeout" in dsn else {"connect_timeout": 5}
 
 

@@ -277,7 +277,7 @@ class SqlStoreBase(RoutingTables):
     def read_events(
         self, model: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
-        where, params = ["1=1"], []
+        where, params = ["1=1"], list[Any]()
         if model is not None:
             where.append("model = ?")
             params.append(model)
@@ -311,7 +311,7 @@ class SqlStoreBase(RoutingTables):
         with_labels: bool = False,
         version: str | None = None,
     ) -> pd.DataFrame:
-        where, params = ["model = ?"], [model]
+        where, params = ["model = ?"], list[Any]([model])
         if since is not None:
             where.append("ts >= ?")
             params.append(since)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
-from service.store.base import Store
+from service.store.base import LogStore
 from service.store.records import PredictionRecord
 
 __all__ = ["GroupCommitWriter"]
@@ -53,7 +53,7 @@ class GroupCommitWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: LogStore,
         mode: Literal["durable", "async"] = "durable",
         *,
         max_pending: int = 10_000,

@@ -24,7 +24,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from service.config import Settings, WebhookEndpoint
-from service.store.base import OUTBOX_STATUSES, Store
+from service.store.base import OUTBOX_STATUSES, DeliveryStore, KeyValueStore, OutboxStore
 from service.store.entities import OutboxItem
 
 __all__ = [
@@ -79,7 +79,7 @@ class WebhookDispatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         endpoints: Sequence[WebhookEndpoint],
         settings: Settings,
         *,
@@ -210,14 +210,16 @@ class WebhookDispatcher:
 # -- sync helpers for the CLI (``driftgate webhooks list|retry``) ---------------------------
 
 
-def list_deliveries(store: Store, status: str | None = None, limit: int = 1000) -> list[OutboxItem]:
+def list_deliveries(
+    store: OutboxStore, status: str | None = None, limit: int = 1000
+) -> list[OutboxItem]:
     """Outbox items, oldest first; ``status`` is ``pending``, ``delivered``, ``dead`` or None."""
     if status is not None and status not in OUTBOX_STATUSES:
         raise ValueError(f"status must be one of {OUTBOX_STATUSES}, got {status!r}")
     return store.outbox_list(status, limit)
 
 
-def retry_dead(store: Store, ids: Sequence[int] | None = None, enable: bool = True) -> int:
+def retry_dead(store: DeliveryStore, ids: Sequence[int] | None = None, enable: bool = True) -> int:
     """Requeue dead letters (those in ``ids``, or all); returns how many.
 
     With ``enable`` the endpoints of the requeued items are re-enabled if a 410 disabled them
@@ -231,7 +233,7 @@ def retry_dead(store: Store, ids: Sequence[int] | None = None, enable: bool = Tr
     return store.outbox_retry(ids)
 
 
-def enable_endpoint(store: Store, url: str) -> bool:
+def enable_endpoint(store: KeyValueStore, url: str) -> bool:
     """Clear the 410 mark of an endpoint; True if it was disabled."""
     if store.kv_get(disabled_key(url)) is None:
         return False

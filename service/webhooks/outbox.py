@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from service.config import Settings, WebhookEndpoint
-from service.store.base import Store
+from service.store.base import DeliveryStore
 from service.webhooks.payload import TRIGGERS, build_payload
 
 __all__ = ["RetrainOutcome", "RetrainRequests", "cooldown_key", "endpoints_for"]
@@ -58,7 +58,7 @@ class RetrainRequests:
 
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         endpoints: Sequence[WebhookEndpoint],
         settings: Settings,
         *,

@@ -212,12 +212,16 @@ def _flag_card() -> tuple[dict, pd.DataFrame]:
     return card, ref
 
 
-def test_boolean_strings_are_booleans_not_unseen_categories() -> None:
+def test_boolean_feature_quality_follows_the_gateway_rules() -> None:
+    """Only JSON booleans are booleans (the gateway rejects the rest as ``wrong_type``); a
+    string another producer logged counts as an unseen category, a null as missing."""
     card, ref = _flag_card()
     mon = ModelMonitor(card, ref, MonitorConfig(multivariate=False))
-    events = [e for i, v in enumerate(["true", "False", "1", True, "maybe"])
+    events = [e for i, v in enumerate(["true", False, "1", True, None, "maybe"])
               for e in mon.update(f"r{i}", {"x": 0.0, "flag": v, "c": "a"}, 0.0, float(i))]
-    assert [(e.record_id, e.details["issue"]) for e in events] == [("r4", "unseen_category")]
+    assert [(e.record_id, e.details["issue"]) for e in events] == [
+        ("r0", "unseen_category"), ("r2", "unseen_category"), ("r4", "missing"),
+        ("r5", "unseen_category")]
 
 
 @pytest.mark.parametrize("missing", [None, math.nan], ids=["none", "nan"])

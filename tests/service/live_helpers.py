@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
-
 from sklearn.linear_model import Ridge
 
+from loadtests.harness import fresh_name, register_version  # noqa: F401 - re-exported
 from models.demo import diabetes_data
 from models.registry import RegisteredModel, register_model
-
-
-def fresh_name(prefix: str = "live") -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
-
-
-def register_version(name: str, alpha: float = 1.0) -> RegisteredModel:
-    """A new version of ``name``: ridge regression on the diabetes data."""
-    X, y = diabetes_data()
-    return register_model(name, Ridge(alpha=alpha).fit(X.to_numpy(), y), X, y,
-                          reference_rows=50, trigger={"type": "test"})
 
 
 def _refuse_to_load(message: str) -> None:

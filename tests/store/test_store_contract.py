@@ -14,12 +14,32 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from service.store import Store, export_to_file, open_store
+from service.store import (
+    DeliveryStore,
+    KeyValueStore,
+    LogStore,
+    MonitorStateStore,
+    OutboxStore,
+    RoutingStore,
+    Store,
+    export_to_file,
+    open_store,
+)
 from tests.store.store_helpers import make_records
 from tests.store.store_workers import append_worker
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+
+
+ROLES = (LogStore, MonitorStateStore, OutboxStore, KeyValueStore, RoutingStore, DeliveryStore)
+
+
+def test_each_backend_plays_every_role(store: Store) -> None:
+    """Components depend on a role (a narrow protocol); each backend implements all of them
+    (mypy checks the signatures, this that the store actually opened has every method)."""
+    for role in ROLES:
+        assert isinstance(store, role), role.__name__
 
 
 def drain(store: Store, after: int = 0, limit: int = 7, models: set[str] | None = None):
