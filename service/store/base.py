@@ -18,6 +18,7 @@ from service.store.entities import (
     LabelEvent,
     LabelResult,
     OutboxItem,
+    RolloutRow,
     RoutingChange,
     RoutingSnapshot,
 )
@@ -170,6 +171,23 @@ class Store(Protocol):
 
     def routing_history(self, model: str | None = None, limit: int = 100) -> list[RoutingChange]:
         """The latest ``limit`` routing changes (of one model), oldest first."""
+
+    # -- rollouts ----------------------------------------------------------------------
+    def rollout_create(self, rollout_id: str, model: str, doc: dict[str, Any]) -> RolloutRow:
+        """Store a new ``running`` rollout; :class:`RolloutConflict` if ``model`` has one."""
+
+    def rollout_update(
+        self, rollout_id: str, status: str, doc: dict[str, Any], expected_status: str = "running"
+    ) -> bool:
+        """Set status and document if the rollout is still ``expected_status``; False if not."""
+
+    def rollout_get(self, rollout_id: str) -> RolloutRow | None:
+        """One rollout, or None."""
+
+    def rollout_list(
+        self, model: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[RolloutRow]:
+        """The latest ``limit`` rollouts (of a model, of a status), oldest first."""
 
     def close(self) -> None:
         """Close all connections."""
