@@ -206,6 +206,9 @@ app.include_router(v2_router)
 from service.routing_api import router as routing_router  # noqa: E402 - kept with its include
 
 app.include_router(routing_router)
+from service.rollout_api import router as rollout_router  # noqa: E402 - kept with its include
+
+app.include_router(rollout_router)
 
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 BENTOML_PREFIXES = ("/static_content/", "/assets/")
