@@ -72,7 +72,8 @@ class Monitor:
         if self.settings.monitoring_enabled:
             self._tasks.append(asyncio.create_task(self._loop()))
         self._tasks.append(asyncio.create_task(self.retraining.run(self._stop)))
-        self._tasks.append(asyncio.create_task(self._rollout_loop()))
+        if self.settings.monitoring_enabled:  # one monitor per store runs the rollouts
+            self._tasks.append(asyncio.create_task(self._rollout_loop()))
 
     async def _rollout_loop(self) -> None:
         """Evaluate running rollouts every ``rollout_eval_seconds`` (state in the store, so
