@@ -189,6 +189,13 @@ class Rollouts:
     def evaluate(self, row: RolloutRow) -> dict[str, Any]:
         doc = dict(row.doc)
         now = self.clock()
+        if not self._routes_canary(doc):  # someone changed the routing by hand: stand aside
+            doc.update(decision="aborted: the routing no longer sends the rollout's canary "
+                       "weight to its version (changed outside the rollout)", finished_at=now)
+            if self.store.rollout_update(row.id, ABORTED, doc):
+                self._set_weight(doc, 0.0)
+                self._finish(doc, ROLLED_BACK_EVENT, ABORTED)
+            return doc
         since = float(doc["step_started_at"])
         frame = self.store.export(doc["model"], since=since, with_labels=False)
         canary = frame[(frame["arm"] == CANARY) & (frame["version"] == doc["version"])]
@@ -270,9 +277,11 @@ class Rollouts:
         doc.update(decision="promoted: every gate passed at every step",
                    finished_at=self.clock())
         if self.store.rollout_update(row.id, PROMOTED, doc):
-            self.store.kv_set(KV_PROMOTIONS.format(model=doc["model"], version=doc["version"]),
-                              {"promoted_at": doc["finished_at"], "rollout": doc["id"],
-                               "evidence": evidence})
+            key = KV_PROMOTIONS.format(model=doc["model"], version=doc["version"])
+            lines = list(self.store.kv_get(key) or [])
+            self.store.kv_set(key, [*lines, {"promoted_at": doc["finished_at"],
+                                             "rollout": doc["id"], "by": doc["actor"],
+                                             "baseline": doc["baseline"], "evidence": evidence}])
             self._finish(doc, PROMOTED_EVENT, PROMOTED)
         return doc
 
@@ -285,6 +294,15 @@ class Rollouts:
         if self.store.rollout_update(row.id, ROLLED_BACK, doc):
             self._finish(doc, ROLLED_BACK_EVENT, ROLLED_BACK)
         return doc
+
+    def _routes_canary(self, doc: dict[str, Any]) -> bool:
+        admin = self._admin(doc)
+        spec, _ = admin.current(doc["model"])
+        versions = admin.versions(doc["model"])
+        return (spec.canary is not None
+                and resolve(spec, spec.canary.version, versions) == doc["version"]
+                and math.isclose(spec.canary.weight, doc["steps"][doc["step"]])
+                and resolve(spec, spec.default, versions) == doc["baseline"])
 
     def _end_canary(self, doc: dict[str, Any], why: str) -> None:
         admin = self._admin(doc)

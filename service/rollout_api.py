@@ -23,7 +23,8 @@ from service.routing_state import RoutingAdmin
 from service.store.entities import RolloutRow
 
 router = APIRouter(tags=["rollouts"], route_class=GuardedRoute)
-Percent = Annotated[float, Field(gt=0, le=100)]
+# ge/le only: OpenAPI 3.0 (the document's version) has no numeric exclusive bounds
+Percent = Annotated[float, Field(ge=0.01, le=100)]
 
 
 class RolloutRequest(BaseModel):
@@ -38,7 +39,7 @@ class RolloutRequest(BaseModel):
                                 description="Least time each step is held.")
     min_requests: int = Field(500, ge=1, le=10**9,
                               description="Least canary answers each step needs.")
-    alpha: float = Field(0.05, gt=0, lt=1,
+    alpha: float = Field(0.05, ge=1e-6, le=0.5,
                          description="Chance of rolling back an equally good version.")
     latency_ratio: float = Field(1.5, ge=1, le=100,
                                  description="Canary p99 at most this times the default's...")

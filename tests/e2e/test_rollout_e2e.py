@@ -89,6 +89,10 @@ def test_good_promoted_bad_rolled_back_under_load(setup: Setup) -> None:
     # the routing: the good version serves by default, the bad one no longer at all
     routing = httpx.get(f"{setup.server.url}/models/{setup.model}/routing", timeout=30).json()
     assert routing["routing"]["default"] == setup.good and routing["routing"]["canary"] is None
+    detail = httpx.get(f"{setup.server.url}/models/{setup.model}", timeout=30).json()
+    lineage = {v["version"]: v["lineage"]["promotions"] for v in detail["versions"]}
+    assert [p["rollout"] for p in lineage[setup.good]] == [promoted["id"]]
+    assert lineage[setup.bad] == []
     history = httpx.get(f"{setup.server.url}/models/{setup.model}/routing/history",
                         timeout=30).json()["history"]
     actors = [h["actor"] for h in history if h["actor"].startswith("rollout:")]

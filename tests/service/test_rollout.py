@@ -92,7 +92,8 @@ def test_good_version_walks_the_steps_and_is_promoted(store: Store, demo_models)
     (item,) = store.outbox_list()
     assert item.payload["type"] == "driftgate.rollout_finished"
     assert item.payload["status"] == "promoted" and item.payload["version"] == v2
-    assert store.kv_get(f"lineage:promotions:{name}:{v2}")["rollout"] == row.id
+    (line,) = store.kv_get(f"lineage:promotions:{name}:{v2}")
+    assert line["rollout"] == row.id and line["baseline"] == v1 and line["evidence"]["gates"]
     assert registry.get_sample_value("driftgate_rollout_weight",
                                      {"model": name, "version": v2}) == 0.5
     assert registry.get_sample_value("driftgate_rollout_gate",
@@ -195,3 +196,16 @@ def test_start_refuses_client_mistakes(store: Store, demo_models) -> None:
     with pytest.raises(APIError):
         rollouts.start("no-such-model", RolloutPlan("v"), "t")
     assert store.rollout_list() == []
+
+
+def test_routing_changed_by_hand_ends_the_rollout(store: Store, demo_models) -> None:
+    clock = Clock()
+    name, v1, v2 = setup(store)
+    row = Rollouts(store, clock=clock).start(name, RolloutPlan(v2, [0.1, 0.5], 1, 20), "cli:a")
+    RoutingAdmin(store, "cli:ops").canary(name, v2, 0.9, "by hand")
+    (doc,) = Rollouts(store, clock=clock).tick()
+    assert doc["decision"].startswith("aborted: the routing no longer")
+    final = store.rollout_get(row.id)
+    assert final is not None and final.status == "aborted"
+    assert RoutingAdmin(store, "t").current(name)[0].canary.weight == 0.9  # left as set
+    assert store.read_events(name)[-1]["kind"] == "rollout_rolled_back"
