@@ -61,6 +61,7 @@ STEP_EVENT, PROMOTED_EVENT, ROLLED_BACK_EVENT = (
 )
 FINISHED_TYPE = "driftgate.rollout_finished"
 GATES = ("share", "answers", "latency", "performance")
+START_GRACE_SECONDS = 60.0  # a rollout whose start() died this long ago is given up
 MIN_LOOK_REQUESTS = 20  # statistical gates look once the canary arm has this many answers
 KV_PROMOTIONS = "lineage:promotions:{model}:{version}"
 _NAMESPACE = uuid.UUID("0b7c6d0a-2f1e-4a8e-9d55-6f1f3c2a9e01")
@@ -132,7 +133,7 @@ class Rollouts:
             "latency_ratio": plan.latency_ratio, "latency_slack_ms": plan.latency_slack_ms,
             "actor": actor, "reason": plan.reason, "created_at": now, "step": 0,
             "step_started_at": now, "looks": 0, "performance_p": 1.0, "gates": [],
-            "decision": None, "finished_at": None,
+            "decision": None, "finished_at": None, "routed": False,
         }  # fmt: skip
         try:
             row = self.store.rollout_create(rollout_id, model, doc)
@@ -146,6 +147,8 @@ class Rollouts:
                        finished_at=self.clock())
             self.store.rollout_update(rollout_id, ABORTED, doc)
             raise
+        doc["routed"] = True  # from now on the monitor evaluates it
+        self.store.rollout_update(rollout_id, RUNNING, doc)
         self._event(doc, STEP_EVENT, {"weight": weights[0], "started": True})
         self._set_weight(doc, weights[0])
         return row
@@ -189,6 +192,13 @@ class Rollouts:
     def evaluate(self, row: RolloutRow) -> dict[str, Any]:
         doc = dict(row.doc)
         now = self.clock()
+        if not doc.get("routed", True):  # start() is routing its first step
+            if now - doc["created_at"] < START_GRACE_SECONDS:
+                return doc
+            doc.update(decision="aborted: its start did not complete", finished_at=now)
+            if self.store.rollout_update(row.id, ABORTED, doc):
+                self._end_canary(doc, doc["decision"])
+            return doc
         if not self._routes_canary(doc):  # someone changed the routing by hand: stand aside
             doc.update(decision="aborted: the routing no longer sends the rollout's canary "
                        "weight to its version (changed outside the rollout)", finished_at=now)

@@ -209,3 +209,19 @@ def test_routing_changed_by_hand_ends_the_rollout(store: Store, demo_models) -> 
     assert final is not None and final.status == "aborted"
     assert RoutingAdmin(store, "t").current(name)[0].canary.weight == 0.9  # left as set
     assert store.read_events(name)[-1]["kind"] == "rollout_rolled_back"
+
+
+def test_a_start_that_died_is_given_up_after_the_grace(store: Store, demo_models) -> None:
+    clock = Clock()
+    name, _, v2 = setup(store)
+    row = Rollouts(store, clock=clock).start(name, RolloutPlan(v2, [0.1], 1, 20), "cli:a")
+    stored = store.rollout_get(row.id)
+    assert stored is not None and stored.doc["routed"] is True
+    store.rollout_update(row.id, "running", {**stored.doc, "routed": False})  # as mid-start
+    clock.now += 30
+    (doc,) = Rollouts(store, clock=clock).tick()
+    assert doc["decision"] is None and store.rollout_get(row.id).status == "running"
+    clock.now += 31
+    (doc,) = Rollouts(store, clock=clock).tick()
+    assert doc["decision"] == "aborted: its start did not complete"
+    assert RoutingAdmin(store, "t").current(name)[0].canary is None
