@@ -135,3 +135,39 @@ def test_good_promoted_bad_rolled_back_under_load(setup: Setup) -> None:
     assert {(p["version"], p["status"]) for p in finished} == {
         (setup.good, "promoted"), (setup.bad, "rolled_back")}
     assert setup.receiver.bad_signatures == 0
+
+
+def test_rollout_resumes_after_a_restart(setup: Setup) -> None:
+    """Stop the gateway (and its monitor) mid-rollout, start it again on the same store: the
+    same rollout continues where it was and promotes."""
+    url = f"{setup.server.url}/models/{setup.model}/rollouts"
+    started = httpx.post(url, json={"version": setup.base, **PLAN, "step_seconds": 4},
+                         timeout=30)
+    assert started.status_code == 201, started.text
+    rollout_id = started.json()["id"]
+    client = LoadClient([setup.server.url], setup.model, setup.rows, threads=3, pause=0.01)
+    client.start()
+    try:
+        wait_for(lambda: httpx.get(f"{url}/{rollout_id}", timeout=30).json()["gates"],
+                 timeout=60, what="a first look")
+    finally:
+        client.stop()
+    assert httpx.get(f"{url}/{rollout_id}", timeout=30).json()["status"] == "running"
+    assert client.failures() == []
+    stop_gateway(setup.server)
+    setup.server = start_gateway_retrying(setup.server.data_dir, {
+        **FAST_MONITOR, "DRIFTGATE_ROLLOUT_EVAL_SECONDS": str(EVAL_SECONDS)})
+    url = f"{setup.server.url}/models/{setup.model}/rollouts"
+    client = LoadClient([setup.server.url], setup.model, setup.rows, threads=3, pause=0.01)
+    client.start()
+    try:
+        doc = wait_for(lambda: (lambda d: d if d["status"] != "running" else None)(
+            httpx.get(f"{url}/{rollout_id}", timeout=30).json()), timeout=90)
+    finally:
+        client.stop()
+    assert doc["status"] == "promoted" and doc["created_at"] == started.json()["created_at"]
+    assert client.failures() == []
+    routing = httpx.get(f"{setup.server.url}/models/{setup.model}/routing", timeout=30).json()
+    assert routing["routing"]["default"] == setup.base
+    listed = httpx.get(url, timeout=30).json()["rollouts"]
+    assert [r["id"] for r in listed if r["version"] == setup.base] == [rollout_id]
