@@ -207,9 +207,10 @@ class Rollouts:
                 self._finish(doc, ROLLED_BACK_EVENT, ABORTED)
             return doc
         since = float(doc["step_started_at"])
-        frame = self.store.export(doc["model"], since=since, with_labels=False)
-        canary = frame[(frame["arm"] == CANARY) & (frame["version"] == doc["version"])]
-        default = frame[(frame["arm"] == DEFAULT) & (frame["version"] == doc["baseline"])]
+        rows = self.store.rollout_window(doc["model"], since,
+                                         {CANARY: doc["version"], DEFAULT: doc["baseline"]})
+        canary = ArmWindow.of(rows, CANARY)
+        default = ArmWindow.of(rows, DEFAULT)
         weight = doc["steps"][doc["step"]]
         gates: list[GateResult] = []
         if len(canary) >= MIN_LOOK_REQUESTS:
@@ -218,7 +219,7 @@ class Rollouts:
             gates += self._gates(doc, canary, default, weight, level)
         enough = len(canary) >= doc["min_requests"]
         if enough:
-            gates.append(latency_gate(list(canary["latency_ms"]), list(default["latency_ms"]),
+            gates.append(latency_gate(canary.latencies, default.latencies,
                                       doc["latency_ratio"], doc["latency_slack_ms"]))
         doc["gates"] = [g.to_dict() for g in gates]
         doc["window"] = {"since": since, "until": now, "canary": len(canary),
@@ -233,7 +234,8 @@ class Rollouts:
         return doc
 
     def _gates(
-        self, doc: dict[str, Any], canary: Any, default: Any, weight: float, level: float
+        self, doc: dict[str, Any], canary: ArmWindow, default: ArmWindow, weight: float,
+        level: float,
     ) -> list[GateResult]:
         total = len(canary) + len(default)
         p = share_deficit(len(canary), total, weight)
@@ -241,19 +243,17 @@ class Rollouts:
                            f"{len(canary)} of {total} logged answers on the canary arm, "
                            f"routed weight {weight:g}")
         classification = _is_classifier(doc["model"], doc["version"])
-        answers = answers_test(list(canary["prediction"]), list(default["prediction"]),
-                               classification, level)
+        answers = answers_test(canary.predictions, default.predictions, classification, level)
         gates = [share, answers]
-        labelled_c = canary[canary["label"].notna()]
-        labelled_d = default[default["label"].notna()]
-        if len(labelled_c) >= 2 and len(labelled_d) >= 2:
-            gates.append(self._performance(doc, labelled_c, labelled_d, classification))
+        losses_c, losses_d = canary.losses(classification), default.losses(classification)
+        if len(losses_c) >= 2 and len(losses_d) >= 2:
+            gates.append(self._performance(doc, losses_c, losses_d, classification))
         return gates
 
     def _performance(
-        self, doc: dict[str, Any], canary: Any, default: Any, classification: bool
+        self, doc: dict[str, Any], losses_c: list[float], losses_d: list[float],
+        classification: bool,
     ) -> GateResult:
-        losses_c, losses_d = _losses(canary, classification), _losses(default, classification)
         scale = sum(losses_d) / len(losses_d)
         tau2 = 0.01 if classification else max((0.2 * scale) ** 2, 1e-6)
         test = MixtureSPRT(tau2)
@@ -371,8 +371,32 @@ def _is_classifier(model: str, version: str) -> bool:
     return get_model(model, version).card.task == "classification"
 
 
-def _losses(frame: Any, classification: bool) -> list[float]:
-    pairs = zip(frame["prediction"], frame["label"], strict=True)
-    if classification:
-        return [0.0 if str(p) == str(y) else 1.0 for p, y in pairs]
-    return [abs(float(p) - float(y)) for p, y in pairs if math.isfinite(float(p))]
+@dataclass
+class ArmWindow:
+    """What one arm answered in a rollout's window."""
+
+    predictions: list[Any] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    labelled: list[tuple[Any, Any]] = field(default_factory=list)  # (prediction, label)
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, Any, float, Any]], arm: str) -> ArmWindow:
+        window = cls()
+        for name, prediction, latency_ms, label in rows:
+            if name != arm:
+                continue
+            window.predictions.append(prediction)
+            window.latencies.append(latency_ms)
+            if label is not None:
+                window.labelled.append((prediction, label))
+        return window
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def losses(self, classification: bool) -> list[float]:
+        """1 - correct (classifiers) or the absolute error (regressors) per label."""
+        if classification:
+            return [0.0 if str(p) == str(y) else 1.0 for p, y in self.labelled]
+        return [abs(float(p) - float(y)) for p, y in self.labelled
+                if math.isfinite(float(p) - float(y))]

@@ -189,5 +189,11 @@ class Store(Protocol):
     ) -> list[RolloutRow]:
         """The latest ``limit`` rollouts (of a model, of a status), oldest first."""
 
+    def rollout_window(
+        self, model: str, since: float, arms: Mapping[str, str]
+    ) -> list[tuple[str, Any, float, Any]]:
+        """(arm, prediction, latency_ms, label) of the records of ``model`` with
+        ``ts >= since`` answered by one of ``arms`` (arm -> version), in log order."""
+
     def close(self) -> None:
         """Close all connections."""

@@ -5,6 +5,7 @@ compare-and-set on the status, so an abort and the monitor's decision never both
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -104,3 +105,21 @@ class RolloutTables:
         with self._read() as cur:
             rows = self._select(cur, sql, [*params, limit])
         return [self._row(r) for r in rows]
+
+    def rollout_window(
+        self, model: str, since: float, arms: Mapping[str, str]
+    ) -> list[tuple[str, Any, float, Any]]:
+        """(arm, prediction, latency_ms, label) of ``model``'s records with ``ts >= since``
+        answered by ``arms`` (arm -> version), in log order; no features are read."""
+        if not arms:
+            return []
+        match = " OR ".join(["(arm = ? AND version = ?)"] * len(arms))
+        params: list[Any] = [model, since]
+        for arm, version in arms.items():
+            params += [arm, version]
+        sql = ("SELECT arm, prediction, latency_ms, label FROM predictions"
+               f" WHERE model = ? AND ts >= ? AND ({match}) ORDER BY log_offset")
+        with self._read() as cur:
+            rows = self._select(cur, sql, params)
+        j = self._json
+        return [(r[0], j(r[1]), float(r[2] or 0.0), j(r[3])) for r in rows]

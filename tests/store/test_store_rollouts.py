@@ -39,3 +39,22 @@ def test_update_is_compare_and_set_on_status(store: Store) -> None:
     assert row is not None and row.status == "aborted" and row.doc == {"step": 1, "why": "ops"}
     assert row.updated_at >= row.created_at
     assert not store.rollout_update("missing", "aborted", {})
+
+
+def test_window_reads_the_arms_since_a_time(store: Store) -> None:
+    from service.store.records import PredictionRecord
+
+    def record(version: str, arm: str, ts: float, prediction: object) -> PredictionRecord:
+        return PredictionRecord(model="m", version=version, features={"x": 1.0}, arm=arm,
+                                prediction=prediction, ts=ts, latency_ms=2.5)
+
+    store.append([record("v1", "default", 10.0, "a"), record("v2", "canary", 11.0, "b"),
+                  record("v1", "default", 12.0, "c"), record("v2", "shadow", 12.0, "d"),
+                  record("v3", "canary", 12.0, "e"), record("v2", "canary", 13.0, 1.5)])
+    ids = [r.id for r in store.read_after(0, 10)]
+    store.add_labels([(ids[2], "a")])
+    window = store.rollout_window("m", 11.0, {"default": "v1", "canary": "v2"})
+    assert window == [("canary", "b", 2.5, None), ("default", "c", 2.5, "a"),
+                      ("canary", 1.5, 2.5, None)]
+    assert store.rollout_window("other", 0.0, {"default": "v1"}) == []
+    assert store.rollout_window("m", 0.0, {}) == []
