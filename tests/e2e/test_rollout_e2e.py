@@ -22,8 +22,11 @@ from tests.service.rollout_helpers import register_classifier, register_constant
 from tests.webhooks.webhook_helpers import SECRET, Receiver
 
 EVAL_SECONDS = 0.5
-PLAN = {"steps": [20, 50, 100], "step_seconds": 2, "min_requests": 30,
-        "latency_slack_ms": 100}  # a loaded 2-core test machine: p99 jitter of a few 10 ms
+# alpha: a good version is rolled back by chance in at most alpha of its rollouts (0.05 by
+# default); 0.001 keeps this test's chance failures rare while a constant class still
+# fails its first look. latency_slack_ms: a loaded 2-core test machine's p99 jitter
+PLAN = {"steps": [20, 50, 100], "step_seconds": 2, "min_requests": 30, "alpha": 0.001,
+        "latency_slack_ms": 100}
 
 
 @dataclass
