@@ -122,14 +122,31 @@ async def model_detail(name: str, ctx: Context) -> JSONResponse:
         raise not_found("unknown_model", f"unknown model {name!r}")
     served = ctx.core.router.models.get(name)
     routed = {m.version for m in served.routed()} if served else set()
+    promoted = await to_thread.run_sync(_promotions, ctx.store, name, [e.version for e in entries])
     versions = [
-        {**e.summary(), "card": e.card.model_dump(), "lineage": e.card.lineage.model_dump(),
+        {**e.summary(), "card": e.card.model_dump(),
+         "lineage": {**e.card.lineage.model_dump(), "promotions": promoted.get(e.version, [])},
          "calibration": await _calibration(name, e.version) if e.version in routed else None}
         for e in entries
     ]
     return JSONResponse(
         {"name": name, "versions": versions, "serving": served.describe() if served else None}
     )
+
+
+def _promotions(store: Store | None, name: str, versions: list[str]) -> dict[str, list[Any]]:
+    """Each version's promotions by rollouts (kept in the store: the card is immutable);
+    best effort, the model's description does not depend on the store answering."""
+    from service.rollout import KV_PROMOTIONS
+
+    if store is None:
+        return {}
+    try:
+        return {v: store.kv_get(KV_PROMOTIONS.format(model=name, version=v)) or []
+                for v in versions}
+    except Exception as exc:
+        log.warning("no promotion records of %s: %r", name, exc)
+        return {}
 
 
 async def _calibration(name: str, version: str) -> dict[str, Any] | None:
@@ -206,6 +223,9 @@ app.include_router(v2_router)
 from service.routing_api import router as routing_router  # noqa: E402 - kept with its include
 
 app.include_router(routing_router)
+from service.rollout_api import router as rollout_router  # noqa: E402 - kept with its include
+
+app.include_router(rollout_router)
 
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 BENTOML_PREFIXES = ("/static_content/", "/assets/")

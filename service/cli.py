@@ -12,6 +12,9 @@
     driftgate routing apply driftgate.yaml [--prune]
     driftgate routing history churn
     driftgate routing show churn
+    driftgate rollout start churn --version V [--steps 5,25,50,100] [--step-seconds 600]
+    driftgate rollout status churn [--id R] [--json]
+    driftgate rollout abort churn [--reason WHY]
     driftgate log export --model churn --since 2026-11-01 --with-labels -o out.parquet
     driftgate log prune
     driftgate monitor replay --model churn [--since T]
@@ -201,6 +204,67 @@ def cmd_routing_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollouts():
+    from service.rollout import Rollouts
+
+    return Rollouts(_store())
+
+
+def _steps(text: str) -> list[float]:
+    try:
+        return [float(w) / 100.0 for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise SystemExit(f"--steps takes percentages like 5,25,50,100, not {text!r}") from None
+
+
+def _describe_rollout(row: Any) -> str:
+    doc = row.doc
+    weights = ",".join(f"{w * 100:g}" for w in doc["steps"])
+    gates = "; ".join(f"{g['gate']} {'pass' if g['passed'] else 'FAIL'} ({g['detail']})"
+                      for g in doc.get("gates") or []) or "no gate evaluated yet"
+    return (f"{row.id} {row.model}: {doc['baseline']} -> {doc['version']} {row.status}, "
+            f"step {doc['step'] + 1}/{len(doc['steps'])} of {weights} %\n  gates: {gates}"
+            + (f"\n  decision: {doc['decision']}" if doc.get("decision") else ""))
+
+
+def cmd_rollout_start(args: argparse.Namespace) -> int:
+    from service.rollout import RolloutPlan
+
+    plan = RolloutPlan(args.version, _steps(args.steps), args.step_seconds, args.min_requests,
+                       reason=args.reason)
+    admin = _admin()
+    row = _rollouts().start(args.name, plan, admin.actor)
+    print(_describe_rollout(row))
+    return 0
+
+
+def _pick(args: argparse.Namespace) -> Any:
+    from service.errors import APIError
+
+    rollouts = _rollouts()
+    if args.id:
+        return rollouts.get(args.name, args.id)
+    rows = rollouts.list(args.name, 1)
+    if not rows:
+        raise APIError(404, "unknown_rollout", f"model {args.name!r} has no rollout")
+    return rows[-1]
+
+
+def cmd_rollout_status(args: argparse.Namespace) -> int:
+    row = _pick(args)
+    if args.json:
+        _print({"id": row.id, "status": row.status, **row.doc})
+    else:
+        print(_describe_rollout(row))
+    return 0
+
+
+def cmd_rollout_abort(args: argparse.Namespace) -> int:
+    row = _pick(args)
+    print(_describe_rollout(_rollouts().abort(args.name, row.id, _admin().actor, args.reason)))
+    return 0
+
+
 def cmd_log_export(args: argparse.Namespace) -> int:
     from service.store.export import export_to_file
 
@@ -303,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_models_demo)
     _routing_commands(models, groups)
 
+    _rollout_commands(groups)
     log = groups.add_parser("log", help="the prediction log").add_subparsers(
         dest="command", required=True
     )
@@ -337,6 +402,31 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--since", help="ISO time or unix seconds")
     replay.set_defaults(func=cmd_monitor_replay)
     return parser
+
+
+def _rollout_commands(groups: Any) -> None:
+    """``rollout start|status|abort``."""
+    rollout = groups.add_parser("rollout", help="automated canary rollouts").add_subparsers(
+        dest="command", required=True)
+    start = rollout.add_parser("start", help="roll a version out in canary steps")
+    start.add_argument("name")
+    start.add_argument("--version", required=True)
+    start.add_argument("--steps", default="5,25,50,100",
+                       help="canary weights in percent; 100 (or the end) promotes")
+    start.add_argument("--step-seconds", type=float, default=600.0)
+    start.add_argument("--min-requests", type=int, default=500)
+    start.add_argument("--reason", help="why (kept in the routing history)")
+    start.set_defaults(func=cmd_rollout_start)
+    status = rollout.add_parser("status", help="the latest rollout of a model (or --id)")
+    status.add_argument("name")
+    status.add_argument("--id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_rollout_status)
+    abort = rollout.add_parser("abort", help="stop the running rollout; its canary ends")
+    abort.add_argument("name")
+    abort.add_argument("--id")
+    abort.add_argument("--reason")
+    abort.set_defaults(func=cmd_rollout_abort)
 
 
 def _routing_commands(models: Any, groups: Any) -> None:

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     )
     monitor_poll_seconds: float = Field(0.2, description="How often the monitor tails the log.")
     monitor_batch: int = Field(5_000, description="Records the monitor reads per batch.")
+    rollout_eval_seconds: float = Field(
+        5.0, gt=0, description="How often the monitor evaluates the gates of running rollouts "
+        "(a failed gate rolls back within one interval)."
+    )
     checkpoint_every_seconds: float = Field(2.0, description="Checkpoint interval.")
     retention_days: float | None = Field(None, description="Prune log records older than this.")
     alert_retention_days: float = Field(

@@ -250,3 +250,28 @@ def routing_metrics(registry: CollectorRegistry = REGISTRY) -> RoutingMetrics:
             ),
         )
     return _created[key]  # type: ignore[return-value]
+
+
+@dataclass
+class RolloutMetrics:
+    weight: Gauge
+    gate: Gauge
+
+
+def rollout_metrics(registry: CollectorRegistry = REGISTRY) -> RolloutMetrics:
+    """The rollout gauges of the monitor (created once per registry and process):
+    the canary weight a rollout routes (0 once it ended) and each gate's last verdict
+    (1 passed, 0 failed)."""
+    key = (id(registry), "rollout")
+    if key not in _created:
+        _created[key] = RolloutMetrics(
+            weight=Gauge(
+                "driftgate_rollout_weight", "Canary weight a rollout routes (0: ended).",
+                ["model", "version"], multiprocess_mode="mostrecent", registry=registry,
+            ),
+            gate=Gauge(
+                "driftgate_rollout_gate", "Last verdict of a rollout gate (1 pass, 0 fail).",
+                ["model", "version", "gate"], multiprocess_mode="mostrecent", registry=registry,
+            ),
+        )
+    return _created[key]  # type: ignore[return-value]

@@ -21,9 +21,10 @@ from models.registry import get_model, model_names
 from service.alerts import ALERT_KEY_PREFIX
 from service.config import Settings, get_settings, monitor_config
 from service.lifecycle import exit_with_parent
-from service.metrics import monitor_metrics, start_monitor_series
+from service.metrics import monitor_metrics, rollout_metrics, start_monitor_series
 from service.monitor_runner import MonitorRunner
 from service.retraining import Retraining
+from service.rollout import Rollouts
 from service.store.factory import open_store
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class Monitor:
             retrain=self.retraining.request if settings.retrain_from_events else None,
             batch=settings.monitor_batch,
         )
+        self.rollouts = Rollouts(self.store, metrics=rollout_metrics(),
+                                 webhooks=lambda: settings.serving().webhooks)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -69,6 +72,19 @@ class Monitor:
         if self.settings.monitoring_enabled:
             self._tasks.append(asyncio.create_task(self._loop()))
         self._tasks.append(asyncio.create_task(self.retraining.run(self._stop)))
+        if self.settings.monitoring_enabled:  # one monitor per store runs the rollouts
+            self._tasks.append(asyncio.create_task(self._rollout_loop()))
+
+    async def _rollout_loop(self) -> None:
+        """Evaluate running rollouts every ``rollout_eval_seconds`` (state in the store, so
+        a restarted monitor resumes them)."""
+        while not self._stop.is_set():
+            try:
+                await to_thread.run_sync(self.rollouts.tick)
+            except Exception:  # the store may be briefly away: try again next interval
+                log.exception("rollout evaluation failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.rollout_eval_seconds)
 
     async def _loop(self) -> None:
         last_checkpoint = time.monotonic()

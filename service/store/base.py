@@ -18,6 +18,7 @@ from service.store.entities import (
     LabelEvent,
     LabelResult,
     OutboxItem,
+    RolloutRow,
     RoutingChange,
     RoutingSnapshot,
 )
@@ -193,16 +194,45 @@ class RoutingStore(Protocol):
 
 
 @runtime_checkable
+class RolloutStore(Protocol):
+    """Automated rollouts (the monitor runs them; the admin API starts and aborts them)."""
+
+    def rollout_create(self, rollout_id: str, model: str, doc: dict[str, Any]) -> RolloutRow:
+        """Store a new ``running`` rollout; :class:`RolloutConflict` if ``model`` has one."""
+
+    def rollout_update(
+        self, rollout_id: str, status: str, doc: dict[str, Any], expected_status: str = "running"
+    ) -> bool:
+        """Set status and document if the rollout is still ``expected_status``; False if not."""
+
+    def rollout_get(self, rollout_id: str) -> RolloutRow | None:
+        """One rollout, or None."""
+
+    def rollout_list(
+        self, model: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[RolloutRow]:
+        """The latest ``limit`` rollouts (of a model, of a status), oldest first."""
+
+    def rollout_window(
+        self, model: str, since: float, arms: Mapping[str, str]
+    ) -> list[tuple[str, Any, float, Any]]:
+        """(arm, prediction, latency_ms, label) of the records of ``model`` with
+        ``ts >= since`` answered by one of ``arms`` (arm -> version), in log order."""
+
+@runtime_checkable
 class DeliveryStore(OutboxStore, KeyValueStore, Protocol):
     """What webhook delivery uses: the outbox and the key-value table (cooldowns, endpoints)."""
 
 
 @runtime_checkable
-class Store(LogStore, MonitorStateStore, OutboxStore, KeyValueStore, RoutingStore, Protocol):
+class Store(
+    LogStore, MonitorStateStore, OutboxStore, KeyValueStore, RoutingStore, RolloutStore,
+    Protocol,
+):
     """A prediction log plus the monitor's side tables (labels, checkpoints, events,
-    webhook outbox, key-value, routing). All methods are blocking and thread-safe; call them
-    from a worker thread (or via :class:`~service.store.writer.GroupCommitWriter`) in async
-    code."""
+    webhook outbox, key-value, routing, rollouts). All methods are blocking and thread-safe;
+    call them from a worker thread (or via :class:`~service.store.writer.GroupCommitWriter`)
+    in async code."""
 
     url: str
 

@@ -10,7 +10,7 @@ from service.store.records import PredictionRecord
 
 __all__ = [
     "Checkpoint", "LabelEvent", "LabelResult", "OutboxItem", "RoutingChange", "RoutingConflict",
-    "RoutingSnapshot",
+    "RoutingSnapshot", "RolloutConflict", "RolloutRow",
 ]
 
 
@@ -118,3 +118,24 @@ class RoutingConflict(Exception):
         self.model = model
         self.expected = expected
         self.actual = actual
+
+
+@dataclass(slots=True)
+class RolloutRow:
+    """A stored rollout: ``doc`` is its whole state (see :mod:`service.rollout`)."""
+
+    id: str
+    model: str
+    status: str
+    created_at: float
+    updated_at: float
+    doc: dict[str, Any]
+
+
+class RolloutConflict(Exception):
+    """A model already has a running rollout."""
+
+    def __init__(self, model: str, running: str) -> None:
+        super().__init__(f"model {model!r} already has the running rollout {running!r}")
+        self.model = model
+        self.running = running

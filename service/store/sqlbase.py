@@ -20,6 +20,7 @@ from service.store import codec
 from service.store.entities import Checkpoint, LabelEvent, LabelResult, OutboxItem
 from service.store.export import records_to_frame
 from service.store.records import PredictionRecord
+from service.store.rollouts import RolloutTables
 from service.store.routing import RoutingTables
 
 __all__ = ["SqlStoreBase", "PRED_COLS"]
@@ -39,7 +40,7 @@ _PRUNE_CHUNK = 5000
 _IN_CHUNK = 500
 
 
-class SqlStoreBase(RoutingTables):
+class SqlStoreBase(RoutingTables, RolloutTables):
     """Shared implementation of :class:`service.store.base.Store`."""
 
     url: str

@@ -26,6 +26,7 @@ from typing import Any
 from service.store import codec
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
+from service.store.rollouts import SQLITE_ROLLOUT_SCHEMA
 from service.store.routing import SQLITE_ROUTING_SCHEMA
 from service.store.sqlbase import SqlStoreBase
 
@@ -157,7 +158,8 @@ class SQLiteStore(SqlStoreBase):
     def _init_schema(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._write() as cur:
-            for stmt in (SCHEMA + ";" + SQLITE_ROUTING_SCHEMA).split(";"):
+            schema = ";".join((SCHEMA, SQLITE_ROUTING_SCHEMA, SQLITE_ROLLOUT_SCHEMA))
+            for stmt in schema.split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
 

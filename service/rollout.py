@@ -1,0 +1,403 @@
+"""Automated rollouts: a canary walks through weight steps, gated against the default arm.
+
+A rollout is a row in the store (:mod:`service.store.rollouts`) holding its whole state, so
+a restarted monitor resumes it where it was. :meth:`Rollouts.start` (CLI, HTTP) checks the
+version, stores the rollout and routes its first weight; the monitor calls
+:meth:`Rollouts.tick` every ``rollout_eval_seconds``; each tick evaluates every running
+rollout over the window since its current step began (the canary arm and the default arm
+over the same time window, read from the prediction log):
+
+* ``share``: the canary arm's share of logged answers is not below its routed weight
+  (a request routed to the canary that failed is never logged; one-sided binomial test);
+* ``answers``: its predictions follow the default's (G test on classes, KS on values);
+* ``latency``: its p99 is at most ``latency_ratio`` x the default's + ``latency_slack_ms``
+  (checked once the step has ``min_requests``);
+* ``performance``: once labels exist, its loss (1 - accuracy, absolute error) is not worse
+  than the default's, by a mixture SPRT's always-valid p-value.
+
+The statistical gates look many times; look ``k`` of a step is tested at
+:func:`~monitoring.rollout_stats.look_alpha` ``(alpha / steps, k)``, so a good canary is
+rolled back by chance with probability below ``alpha`` over the whole rollout. Any failed
+gate rolls back at once; a step advances when every gate passes, it is ``step_seconds`` old
+and the canary arm answered ``min_requests``; after the last step the version is promoted.
+Routing changes go through :class:`RoutingAdmin` with actor ``rollout:<id>``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.registry import get_model
+from monitoring.rollout_stats import (
+    GateResult,
+    MixtureSPRT,
+    answers_test,
+    latency_gate,
+    look_alpha,
+    share_deficit,
+)
+from service.config import WebhookEndpoint
+from service.errors import APIError, invalid
+from service.metrics import RolloutMetrics
+from service.routing import CANARY, DEFAULT
+from service.routing_state import RoutingAdmin, resolve
+from service.store.base import Store
+from service.store.entities import RolloutConflict, RolloutRow
+from service.store.rollouts import RUNNING
+from service.webhooks.outbox import endpoints_for
+from service.webhooks.payload import iso
+
+log = logging.getLogger(__name__)
+
+PROMOTED, ROLLED_BACK, ABORTED = "promoted", "rolled_back", "aborted"
+STEP_EVENT, PROMOTED_EVENT, ROLLED_BACK_EVENT = (
+    "rollout_step", "rollout_promoted", "rollout_rolled_back"
+)
+FINISHED_TYPE = "driftgate.rollout_finished"
+GATES = ("share", "answers", "latency", "performance")
+START_GRACE_SECONDS = 60.0  # a rollout whose start() died this long ago is given up
+MIN_LOOK_REQUESTS = 20  # statistical gates look once the canary arm has this many answers
+KV_PROMOTIONS = "lineage:promotions:{model}:{version}"
+_NAMESPACE = uuid.UUID("0b7c6d0a-2f1e-4a8e-9d55-6f1f3c2a9e01")
+
+
+@dataclass
+class RolloutPlan:
+    """What to roll out and how (weights in (0, 1); a final 1.0 means "promote")."""
+
+    version: str
+    steps: list[float] = field(default_factory=lambda: [0.05, 0.25, 0.5])
+    step_seconds: float = 600.0
+    min_requests: int = 500
+    alpha: float = 0.05
+    latency_ratio: float = 1.5
+    latency_slack_ms: float = 5.0
+    reason: str | None = None
+
+
+def canary_steps(steps: Sequence[float]) -> list[float]:
+    """The canary weights of ``steps`` (fractions); 1.0 (or more) is the promotion."""
+    weights = [float(w) for w in steps if float(w) < 1.0]
+    if any(not 0.0 < w < 1.0 for w in weights) or weights != sorted(set(weights)):
+        raise invalid("invalid_steps", "steps must be increasing weights within (0, 100] %")
+    if not weights:
+        raise invalid("invalid_steps", "a rollout needs at least one canary step below 100 %")
+    return weights
+
+
+class Rollouts:
+    """Starts, evaluates, aborts and lists the rollouts of one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        metrics: RolloutMetrics | None = None,
+        webhooks: Callable[[], Sequence[WebhookEndpoint]] = list,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.webhooks = webhooks
+        self.clock = clock
+
+    # -- commands --------------------------------------------------------------------------
+    def start(self, model: str, plan: RolloutPlan, actor: str) -> RolloutRow:
+        """Store a rollout and route its first weight (4xx: unknown version, one running)."""
+        weights = canary_steps(plan.steps)
+        if plan.step_seconds < 0 or plan.min_requests < 1 or not 0 < plan.alpha < 1:
+            raise invalid("invalid_rollout", "step_seconds >= 0, min_requests >= 1, "
+                          "alpha within (0, 1)")
+        check = RoutingAdmin(self.store, actor)
+        versions = check.versions(model)
+        spec, _ = check.current(model)
+        version = resolve(spec, plan.version, versions)
+        if version is None:
+            raise APIError(404, "unknown_version", f"model {model!r} has no version "
+                           f"{plan.version!r}", {"model": model, "version": plan.version})
+        baseline = resolve(spec, spec.default, versions)
+        if version == baseline:
+            raise invalid("invalid_rollout", f"{version!r} already serves {model!r} by default")
+        rollout_id = "ro_" + uuid.uuid4().hex[:12]
+        now = self.clock()
+        doc: dict[str, Any] = {
+            "id": rollout_id, "model": model, "version": version, "baseline": baseline,
+            "steps": weights, "step_seconds": plan.step_seconds,
+            "min_requests": plan.min_requests, "alpha": plan.alpha,
+            "latency_ratio": plan.latency_ratio, "latency_slack_ms": plan.latency_slack_ms,
+            "actor": actor, "reason": plan.reason, "created_at": now, "step": 0,
+            "step_started_at": now, "looks": 0, "performance_p": 1.0, "gates": [],
+            "decision": None, "finished_at": None, "routed": False,
+        }  # fmt: skip
+        try:
+            row = self.store.rollout_create(rollout_id, model, doc)
+        except RolloutConflict as conflict:
+            raise APIError(409, "rollout_running", str(conflict),
+                           {"model": model, "rollout": conflict.running}) from None
+        try:
+            self._admin(doc).canary(model, version, weights[0], self._why(doc, "start"))
+        except APIError as error:
+            doc.update(decision=f"could not route the canary: {error.message}",
+                       finished_at=self.clock())
+            self.store.rollout_update(rollout_id, ABORTED, doc)
+            raise
+        doc["routed"] = True  # from now on the monitor evaluates it
+        self.store.rollout_update(rollout_id, RUNNING, doc)
+        self._event(doc, STEP_EVENT, {"weight": weights[0], "started": True})
+        self._set_weight(doc, weights[0])
+        return row
+
+    def abort(self, model: str, rollout_id: str, actor: str, reason: str | None) -> RolloutRow:
+        """Stop a running rollout; its canary ends at once (the default keeps serving)."""
+        row = self.get(model, rollout_id)
+        if row.status != RUNNING:
+            raise APIError(409, "rollout_finished", f"rollout {rollout_id!r} is {row.status}",
+                           {"status": row.status})
+        doc = dict(row.doc)
+        doc.update(decision=f"aborted by {actor}" + (f": {reason}" if reason else ""),
+                   finished_at=self.clock())
+        if not self.store.rollout_update(rollout_id, ABORTED, doc):
+            return self.abort(model, rollout_id, actor, reason)  # finished meanwhile: 409
+        self._end_canary(doc, doc["decision"])
+        self._finish(doc, ROLLED_BACK_EVENT, ABORTED)
+        return self.get(model, rollout_id)
+
+    def get(self, model: str, rollout_id: str) -> RolloutRow:
+        row = self.store.rollout_get(rollout_id)
+        if row is None or row.model != model:
+            raise APIError(404, "unknown_rollout", f"model {model!r} has no rollout "
+                           f"{rollout_id!r}", {"model": model, "rollout": rollout_id})
+        return row
+
+    def list(self, model: str, limit: int = 100) -> list[RolloutRow]:
+        return self.store.rollout_list(model, limit=limit)
+
+    # -- the monitor's loop ------------------------------------------------------------------
+    def tick(self) -> builtins.list[dict[str, Any]]:
+        """Evaluate every running rollout once; the documents after the decisions."""
+        out = []
+        for row in self.store.rollout_list(status=RUNNING, limit=1000):
+            try:
+                out.append(self.evaluate(row))
+            except Exception:  # one broken rollout must not stop the others
+                log.exception("rollout %s could not be evaluated", row.id)
+        return out
+
+    def evaluate(self, row: RolloutRow) -> dict[str, Any]:
+        doc = dict(row.doc)
+        now = self.clock()
+        if not doc.get("routed", True):  # start() is routing its first step
+            if now - doc["created_at"] < START_GRACE_SECONDS:
+                return doc
+            doc.update(decision="aborted: its start did not complete", finished_at=now)
+            if self.store.rollout_update(row.id, ABORTED, doc):
+                self._end_canary(doc, doc["decision"])
+            return doc
+        if not self._routes_canary(doc):  # someone changed the routing by hand: stand aside
+            doc.update(decision="aborted: the routing no longer sends the rollout's canary "
+                       "weight to its version (changed outside the rollout)", finished_at=now)
+            if self.store.rollout_update(row.id, ABORTED, doc):
+                self._set_weight(doc, 0.0)
+                self._finish(doc, ROLLED_BACK_EVENT, ABORTED)
+            return doc
+        since = float(doc["step_started_at"])
+        rows = self.store.rollout_window(doc["model"], since,
+                                         {CANARY: doc["version"], DEFAULT: doc["baseline"]})
+        canary = ArmWindow.of(rows, CANARY)
+        default = ArmWindow.of(rows, DEFAULT)
+        weight = doc["steps"][doc["step"]]
+        gates: list[GateResult] = []
+        if len(canary) >= MIN_LOOK_REQUESTS:
+            doc["looks"] += 1
+            level = look_alpha(doc["alpha"] / len(doc["steps"]), doc["looks"])
+            gates += self._gates(doc, canary, default, weight, level)
+        enough = len(canary) >= doc["min_requests"]
+        if enough:
+            gates.append(latency_gate(canary.latencies, default.latencies,
+                                      doc["latency_ratio"], doc["latency_slack_ms"]))
+        doc["gates"] = [g.to_dict() for g in gates]
+        doc["window"] = {"since": since, "until": now, "canary": len(canary),
+                         "default": len(default)}
+        self._export_gates(doc, gates)
+        failed = [g for g in gates if not g.passed]
+        if failed:
+            return self._roll_back(row, doc, failed)
+        if enough and now - since >= doc["step_seconds"]:
+            return self._advance(row, doc)
+        self.store.rollout_update(row.id, RUNNING, doc)
+        return doc
+
+    def _gates(
+        self, doc: dict[str, Any], canary: ArmWindow, default: ArmWindow, weight: float,
+        level: float,
+    ) -> builtins.list[GateResult]:
+        total = len(canary) + len(default)
+        p = share_deficit(len(canary), total, weight)
+        share = GateResult("share", p >= level, len(canary) / max(total, 1), p, level,
+                           f"{len(canary)} of {total} logged answers on the canary arm, "
+                           f"routed weight {weight:g}")
+        classification = _is_classifier(doc["model"], doc["version"])
+        answers = answers_test(canary.predictions, default.predictions, classification, level)
+        gates = [share, answers]
+        losses_c, losses_d = canary.losses(classification), default.losses(classification)
+        if len(losses_c) >= 2 and len(losses_d) >= 2:
+            gates.append(self._performance(doc, losses_c, losses_d, classification))
+        return gates
+
+    def _performance(
+        self, doc: dict[str, Any], losses_c: builtins.list[float], losses_d: builtins.list[float],
+        classification: bool,
+    ) -> GateResult:
+        scale = sum(losses_d) / len(losses_d)
+        tau2 = 0.01 if classification else max((0.2 * scale) ** 2, 1e-6)
+        test = MixtureSPRT(tau2)
+        test.update(losses_c, losses_d)
+        doc["performance_p"] = min(float(doc.get("performance_p", 1.0)), test.p_value)
+        level = doc["alpha"] / len(doc["steps"])
+        mean_c, mean_d = test.mean_losses
+        metric = "error rate" if classification else "MAE"
+        return GateResult("performance", doc["performance_p"] >= level, mean_c,
+                          doc["performance_p"], level,
+                          f"{metric} canary {mean_c:.4g} vs default {mean_d:.4g} over "
+                          f"{len(losses_c)}/{len(losses_d)} labels (mixture SPRT)")
+
+    # -- decisions -------------------------------------------------------------------------
+    def _advance(self, row: RolloutRow, doc: dict[str, Any]) -> dict[str, Any]:
+        evidence = {"gates": doc["gates"], "window": doc["window"]}
+        nxt = doc["step"] + 1
+        if nxt < len(doc["steps"]):
+            weight = doc["steps"][nxt]
+            self._admin(doc).canary(doc["model"], doc["version"], weight,
+                                    self._why(doc, f"step {nxt + 1}: weight {weight:g}"))
+            doc.update(step=nxt, step_started_at=self.clock(), looks=0, performance_p=1.0)
+            if not self.store.rollout_update(row.id, RUNNING, doc):
+                self._end_canary(doc, "rollout ended while stepping")
+                return doc
+            self._event(doc, STEP_EVENT, {"weight": weight, **evidence})
+            self._set_weight(doc, weight)
+            return doc
+        reason = self._why(doc, "every step passed: promoted")
+        self._admin(doc).promote(doc["model"], doc["version"], reason)
+        doc.update(decision="promoted: every gate passed at every step",
+                   finished_at=self.clock())
+        if self.store.rollout_update(row.id, PROMOTED, doc):
+            key = KV_PROMOTIONS.format(model=doc["model"], version=doc["version"])
+            lines = list(self.store.kv_get(key) or [])
+            self.store.kv_set(key, [*lines, {"promoted_at": doc["finished_at"],
+                                             "rollout": doc["id"], "by": doc["actor"],
+                                             "baseline": doc["baseline"], "evidence": evidence}])
+            self._finish(doc, PROMOTED_EVENT, PROMOTED)
+        return doc
+
+    def _roll_back(
+        self, row: RolloutRow, doc: dict[str, Any], failed: builtins.list[GateResult]
+    ) -> dict[str, Any]:
+        names = ", ".join(g.gate for g in failed)
+        doc.update(decision=f"rolled back: gate {names} failed", finished_at=self.clock())
+        self._end_canary(doc, f"gate {names} failed: " + "; ".join(g.detail for g in failed))
+        if self.store.rollout_update(row.id, ROLLED_BACK, doc):
+            self._finish(doc, ROLLED_BACK_EVENT, ROLLED_BACK)
+        return doc
+
+    def _routes_canary(self, doc: dict[str, Any]) -> bool:
+        admin = self._admin(doc)
+        spec, _ = admin.current(doc["model"])
+        versions = admin.versions(doc["model"])
+        return (spec.canary is not None
+                and resolve(spec, spec.canary.version, versions) == doc["version"]
+                and math.isclose(spec.canary.weight, doc["steps"][doc["step"]])
+                and resolve(spec, spec.default, versions) == doc["baseline"])
+
+    def _end_canary(self, doc: dict[str, Any], why: str) -> None:
+        admin = self._admin(doc)
+        spec, _ = admin.current(doc["model"])
+        if spec.canary is not None and resolve(
+            spec, spec.canary.version, admin.versions(doc["model"])
+        ) == doc["version"]:
+            admin.canary(doc["model"], None, 0.0, self._why(doc, why))
+        self._set_weight(doc, 0.0)
+
+    def _finish(self, doc: dict[str, Any], kind: str, status: str) -> None:
+        self._event(doc, kind, {"decision": doc["decision"], "gates": doc["gates"],
+                                "window": doc.get("window")})
+        payload = {
+            "type": FINISHED_TYPE,
+            "event_id": "evt_" + uuid.uuid5(_NAMESPACE, doc["id"]).hex,
+            "created_at": iso(doc["finished_at"]),
+            "model": doc["model"], "version": doc["version"], "baseline": doc["baseline"],
+            "rollout": doc["id"], "status": status, "decision": doc["decision"],
+            "evidence": {"gates": doc["gates"], "window": doc.get("window"),
+                         "step": doc["step"], "steps": doc["steps"]},
+        }  # fmt: skip
+        for endpoint in endpoints_for(list(self.webhooks()), doc["model"]):
+            self.store.outbox_enqueue(payload["event_id"], endpoint.url, payload, doc["model"])
+
+    # -- records ---------------------------------------------------------------------------
+    def _admin(self, doc: dict[str, Any]) -> RoutingAdmin:
+        return RoutingAdmin(self.store, f"rollout:{doc['id']}")
+
+    @staticmethod
+    def _why(doc: dict[str, Any], what: str) -> str:
+        return f"rollout {doc['id']} of {doc['version']}: {what}"
+
+    def _event(self, doc: dict[str, Any], kind: str, details: dict[str, Any]) -> None:
+        self.store.append_events([{
+            "model": doc["model"], "version": doc["version"], "kind": kind,
+            "feature": None, "detector": "rollout", "statistic": None, "threshold": None,
+            "record_id": f"{doc['id']}:{doc['step']}:{kind}", "ts": self.clock(),
+            "details": {"rollout": doc["id"], "step": doc["step"], "baseline": doc["baseline"],
+                        **details},
+        }])  # fmt: skip
+
+    def _set_weight(self, doc: dict[str, Any], weight: float) -> None:
+        if self.metrics is not None:
+            self.metrics.weight.labels(doc["model"], doc["version"]).set(weight)
+
+    def _export_gates(self, doc: dict[str, Any], gates: builtins.list[GateResult]) -> None:
+        if self.metrics is None:
+            return
+        for gate in gates:
+            self.metrics.gate.labels(doc["model"], doc["version"], gate.gate).set(
+                1.0 if gate.passed else 0.0)
+
+
+def _is_classifier(model: str, version: str) -> bool:
+    return get_model(model, version).card.task == "classification"
+
+
+@dataclass
+class ArmWindow:
+    """What one arm answered in a rollout's window."""
+
+    predictions: list[Any] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    labelled: list[tuple[Any, Any]] = field(default_factory=list)  # (prediction, label)
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, Any, float, Any]], arm: str) -> ArmWindow:
+        window = cls()
+        for name, prediction, latency_ms, label in rows:
+            if name != arm:
+                continue
+            window.predictions.append(prediction)
+            window.latencies.append(latency_ms)
+            if label is not None:
+                window.labelled.append((prediction, label))
+        return window
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def losses(self, classification: bool) -> list[float]:
+        """1 - correct (classifiers) or the absolute error (regressors) per label."""
+        if classification:
+            return [0.0 if str(p) == str(y) else 1.0 for p, y in self.labelled]
+        return [abs(float(p) - float(y)) for p, y in self.labelled
+                if math.isfinite(float(p) - float(y))]
