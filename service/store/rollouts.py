@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from typing import Any
 
 from service.store import codec
 from service.store.entities import RolloutConflict, RolloutRow
+from service.store.sqlhooks import SqlHooks
 
 __all__ = ["POSTGRES_ROLLOUT_SCHEMA", "SQLITE_ROLLOUT_SCHEMA", "RolloutTables"]
 
@@ -33,26 +33,8 @@ POSTGRES_ROLLOUT_SCHEMA = _TABLES.format(json="jsonb")
 _COLS = "id, model, status, created_at, updated_at, doc"
 
 
-class RolloutTables:
+class RolloutTables(SqlHooks):
     """The rollout part of :class:`service.store.base.Store` (mixed into the SQL stores)."""
-
-    def _write(self) -> AbstractContextManager[Any]:  # pragma: no cover - backend hook
-        raise NotImplementedError
-
-    def _read(self) -> AbstractContextManager[Any]:  # pragma: no cover - backend hook
-        raise NotImplementedError
-
-    def _select(self, cur: Any, sql: str, params: Any = ()) -> list[Any]:  # pragma: no cover
-        raise NotImplementedError
-
-    def _json(self, value: Any) -> Any:  # pragma: no cover - backend hook
-        raise NotImplementedError
-
-    def _lock_rows(self, skip_locked: bool = False) -> str:  # pragma: no cover
-        raise NotImplementedError
-
-    def _q(self, sql: str) -> str:  # pragma: no cover - backend hook
-        raise NotImplementedError
 
     def _row(self, r: Any) -> RolloutRow:
         return RolloutRow(r[0], r[1], r[2], float(r[3]), float(r[4]), self._json(r[5]))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from typing import Any
 
 from service.store import codec
 from service.store.entities import RoutingChange, RoutingConflict, RoutingSnapshot
+from service.store.sqlhooks import SqlHooks
 
 __all__ = ["POSTGRES_ROUTING_SCHEMA", "SQLITE_ROUTING_SCHEMA", "RoutingTables"]
 
@@ -49,26 +49,8 @@ POSTGRES_ROUTING_SCHEMA = _TABLES.format(json="jsonb")
 _HISTORY_COLS = "revision, model, ts, actor, action, reason, state_before, state_after"
 
 
-class RoutingTables:
+class RoutingTables(SqlHooks):
     """The routing part of :class:`service.store.base.Store` (mixed into the SQL stores)."""
-
-    def _write(self) -> AbstractContextManager[Any]:  # pragma: no cover - backend hook
-        raise NotImplementedError
-
-    def _read(self) -> AbstractContextManager[Any]:  # pragma: no cover - backend hook
-        raise NotImplementedError
-
-    def _select(self, cur: Any, sql: str, params: Any = ()) -> list[Any]:  # pragma: no cover
-        raise NotImplementedError
-
-    def _json(self, value: Any) -> Any:  # pragma: no cover - backend hook
-        raise NotImplementedError
-
-    def _lock_rows(self, skip_locked: bool = False) -> str:  # pragma: no cover
-        raise NotImplementedError
-
-    def _q(self, sql: str) -> str:  # pragma: no cover - backend hook
-        raise NotImplementedError
 
     def routing_revision(self) -> int:
         with self._read() as cur:
