@@ -32,6 +32,7 @@ from service.http import (
     read_json,
     request_id,
 )
+from service.monitor_runner import KV_MODEL_STATUS, KV_MONITOR_STATUS
 from service.openapi_docs import AlertmanagerPayload, errors, json_body
 from service.request_metrics import BENTOML_PATHS
 from service.store.base import Store
@@ -171,8 +172,8 @@ async def monitoring_status(ctx: Context, model: str | None = Query(None)) -> JS
 
 
 def _read_status(store: Store, names: list[str]) -> dict[str, Any]:
-    monitor = store.kv_get("monitor:status") or {}
-    models = {name: store.kv_get(f"monitor:status:{name}") for name in names}
+    monitor = store.kv_get(KV_MONITOR_STATUS) or {}
+    models = {name: store.kv_get(KV_MODEL_STATUS.format(model=name)) for name in names}
     return {"monitor": monitor, "models": models}
 
 
