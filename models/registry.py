@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from models.card import FeatureSpec, Lineage, ModelCard, fingerprint, infer_features
+from models.inputs import input_adapter
 
 CARD_FILE = "card.json"
 ESTIMATOR_FILE = "model.pkl"
@@ -85,16 +86,14 @@ def _input_format(estimator: Any) -> str:
 def predict_frame(estimator: Any, card: ModelCard, features: pd.DataFrame) -> pd.DataFrame:
     """Predictions (and class probabilities) of ``estimator`` for ``features`` as columns."""
     out = pd.DataFrame(index=features.index)
-    if card.input_format == "records":
-        rows = features.to_dict("records")
-        out[PREDICTION_COLUMN] = [estimator.predict_one(r) for r in rows]
-        return out
-    model_input = features if card.input_format == "pandas" else features.to_numpy()
-    out[PREDICTION_COLUMN] = estimator.predict(model_input)
-    if card.task == "classification" and hasattr(estimator, "predict_proba"):
-        proba = np.asarray(estimator.predict_proba(model_input))
+    adapter = input_adapter(card.input_format)
+    model_input = adapter.from_frame(features, card.feature_names)
+    out[PREDICTION_COLUMN] = adapter.predict(estimator, model_input)
+    proba = adapter.predict_proba(estimator, model_input)
+    if card.task == "classification" and proba is not None:
+        columns = np.asarray(proba)
         for i, label in enumerate(card.class_labels or []):
-            out[f"{PROBA_PREFIX}{label}"] = proba[:, i]
+            out[f"{PROBA_PREFIX}{label}"] = columns[:, i]
     return out
 
 
