@@ -55,10 +55,11 @@ def setup(demo_models, tmp_path_factory) -> Iterator[Setup]:
         **FAST_MONITOR, "DRIFTGATE_ROLLOUT_EVAL_SECONDS": str(EVAL_SECONDS),
         "DRIFTGATE_ROUTING_POLL_SECONDS": "0.1"})
     rows = base.reference()[base.card.feature_names].to_dict("records")
+    setup = Setup(server, receiver, name, good, bad, base.version, rows)
     try:
-        yield Setup(server, receiver, name, good, bad, base.version, rows)
+        yield setup
     finally:
-        stop_gateway(server)
+        stop_gateway(setup.server)  # a test may have restarted it: stop the one running now
         receiver.stop()
 
 
