@@ -18,7 +18,7 @@ from monitoring.config import MonitorConfig
 from monitoring.detectors import Alarm, Budget, StreamDetector, detector_class
 from monitoring.events import MonitorEvent
 from monitoring.multivariate import MahalanobisScore
-from monitoring.names import LABEL, MULTIVARIATE, PREDICTION
+from monitoring.names import LABEL, MULTIVARIATE, PREDICTION, json_value
 from monitoring.performance import PerformanceTracker
 from monitoring.quality import ISSUES, FeatureSpec, Rules
 from monitoring.state import DriftState
@@ -462,4 +462,4 @@ class _Stream:
 
 
 def _jsonable(v: Any) -> Any:
-    return v if isinstance(v, str | int | float | bool) or v is None else repr(v)
+    return json_value(v) if isinstance(v, str | int | float | bool) or v is None else repr(v)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from monitoring.names import json_value
+
 __all__ = [
     "GateResult", "MixtureSPRT", "answers_test", "g_test", "ks_test", "latency_gate",
     "look_alpha", "p99", "share_deficit",
@@ -40,7 +42,7 @@ class GateResult:
 
 
 def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
+    return None if value is None else json_value(float(value))
 
 
 def look_alpha(alpha: float, look: int) -> float:

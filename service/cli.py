@@ -244,7 +244,7 @@ def _pick(args: argparse.Namespace) -> Any:
     rollouts = _rollouts()
     if args.id:
         return rollouts.get(args.name, args.id)
-    rows = rollouts.list(args.name, 1)
+    rows = rollouts.store.rollout_list(args.name, limit=1)
     if not rows:
         raise APIError(404, "unknown_rollout", f"model {args.name!r} has no rollout")
     return rows[-1]

@@ -45,6 +45,18 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     return parse_json(await read_body(request, max_bytes))
 
 
+async def read_optional_json(request: Request, max_bytes: int) -> Any:
+    """Like :func:`read_json`, but an empty body is ``{}`` (an action with optional fields)."""
+    if not (await request.body()).strip():
+        return {}
+    return await read_json(request, max_bytes)
+
+
+def client_actor(request: Request) -> str:
+    """Who made an admin change over HTTP, for histories: ``http:<client address>``."""
+    return f"http:{request.client.host if request.client else 'unknown'}"
+
+
 JSON_TYPES = frozenset({"application/json"})
 
 

@@ -69,11 +69,10 @@ class Monitor:
 
     @bentoml.on_startup
     async def start(self) -> None:
-        if self.settings.monitoring_enabled:
+        if self.settings.monitoring_enabled:  # one monitor per store also runs the rollouts
             self._tasks.append(asyncio.create_task(self._loop()))
-        self._tasks.append(asyncio.create_task(self.retraining.run(self._stop)))
-        if self.settings.monitoring_enabled:  # one monitor per store runs the rollouts
             self._tasks.append(asyncio.create_task(self._rollout_loop()))
+        self._tasks.append(asyncio.create_task(self.retraining.run(self._stop)))
 
     async def _rollout_loop(self) -> None:
         """Evaluate running rollouts every ``rollout_eval_seconds`` (state in the store, so

@@ -25,7 +25,6 @@ Routing changes go through :class:`RoutingAdmin` with actor ``rollout:<id>``.
 
 from __future__ import annotations
 
-import builtins
 import logging
 import math
 import time
@@ -176,11 +175,8 @@ class Rollouts:
                            f"{rollout_id!r}", {"model": model, "rollout": rollout_id})
         return row
 
-    def list(self, model: str, limit: int = 100) -> list[RolloutRow]:
-        return self.store.rollout_list(model, limit=limit)
-
     # -- the monitor's loop ------------------------------------------------------------------
-    def tick(self) -> builtins.list[dict[str, Any]]:
+    def tick(self) -> list[dict[str, Any]]:
         """Evaluate every running rollout once; the documents after the decisions."""
         out = []
         for row in self.store.rollout_list(status=RUNNING, limit=1000):
@@ -237,7 +233,7 @@ class Rollouts:
     def _gates(
         self, doc: dict[str, Any], canary: ArmWindow, default: ArmWindow, weight: float,
         level: float,
-    ) -> builtins.list[GateResult]:
+    ) -> list[GateResult]:
         total = len(canary) + len(default)
         p = share_deficit(len(canary), total, weight)
         share = GateResult("share", p >= level, len(canary) / max(total, 1), p, level,
@@ -252,7 +248,7 @@ class Rollouts:
         return gates
 
     def _performance(
-        self, doc: dict[str, Any], losses_c: builtins.list[float], losses_d: builtins.list[float],
+        self, doc: dict[str, Any], losses_c: list[float], losses_d: list[float],
         classification: bool,
     ) -> GateResult:
         scale = sum(losses_d) / len(losses_d)
@@ -297,7 +293,7 @@ class Rollouts:
         return doc
 
     def _roll_back(
-        self, row: RolloutRow, doc: dict[str, Any], failed: builtins.list[GateResult]
+        self, row: RolloutRow, doc: dict[str, Any], failed: list[GateResult]
     ) -> dict[str, Any]:
         names = ", ".join(g.gate for g in failed)
         doc.update(decision=f"rolled back: gate {names} failed", finished_at=self.clock())
@@ -360,7 +356,7 @@ class Rollouts:
         if self.metrics is not None:
             self.metrics.weight.labels(doc["model"], doc["version"]).set(weight)
 
-    def _export_gates(self, doc: dict[str, Any], gates: builtins.list[GateResult]) -> None:
+    def _export_gates(self, doc: dict[str, Any], gates: list[GateResult]) -> None:
         if self.metrics is None:
             return
         for gate in gates:

@@ -16,7 +16,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api_context import Context, GatewayContext, require_store
-from service.http import GuardedRoute, parse_as, read_json
+from service.http import (
+    GuardedRoute,
+    client_actor,
+    parse_as,
+    read_json,
+    read_optional_json,
+)
 from service.openapi_docs import errors, inline_schema, json_body
 from service.rollout import RolloutPlan, Rollouts
 from service.routing_state import RoutingAdmin
@@ -53,10 +59,6 @@ class AbortRequest(BaseModel):
     reason: str | None = Field(None, max_length=1000)
 
 
-def _actor(request: Request) -> str:
-    return f"http:{request.client.host if request.client else 'unknown'}"
-
-
 def _rollouts(ctx: GatewayContext) -> Rollouts:
     return Rollouts(require_store(ctx))
 
@@ -67,19 +69,12 @@ def describe(row: RolloutRow) -> dict[str, Any]:
             "created_at": row.created_at, "updated_at": row.updated_at, **row.doc}
 
 
-async def _optional_body(request: Request, ctx: GatewayContext) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    return await read_json(request, ctx.settings.max_body_bytes)
-
-
 @router.post("/models/{name}/rollouts", status_code=201,
              responses=errors(400, 404, 409, 413, 415, 422, 503),
              openapi_extra=json_body(RolloutRequest), summary="Start an automated rollout")
 async def start_rollout(name: str, request: Request, ctx: Context) -> JSONResponse:
     body = parse_as(RolloutRequest, await read_json(request, ctx.settings.max_body_bytes))
-    rollouts, actor = _rollouts(ctx), _actor(request)
+    rollouts, actor = _rollouts(ctx), client_actor(request)
     plan = RolloutPlan(body.version, [w / 100.0 for w in body.steps], body.step_seconds,
                        body.min_requests, body.alpha, body.latency_ratio,
                        body.latency_slack_ms, body.reason)
@@ -99,8 +94,8 @@ async def list_rollouts(
     store = require_store(ctx)
 
     def read() -> JSONResponse:
-        RoutingAdmin(store, _actor(request)).versions(name)  # 404 for an unknown model
-        rows = Rollouts(store).list(name, limit)
+        RoutingAdmin(store, client_actor(request)).versions(name)  # 404 for an unknown model
+        rows = store.rollout_list(name, limit=limit)
         return JSONResponse({"name": name, "rollouts": [describe(r) for r in rows]})
 
     return await to_thread.run_sync(read)
@@ -121,8 +116,9 @@ async def get_rollout(name: str, rollout_id: str, ctx: Context) -> JSONResponse:
 async def abort_rollout(
     name: str, rollout_id: str, request: Request, ctx: Context
 ) -> JSONResponse:
-    body = parse_as(AbortRequest, await _optional_body(request, ctx))
-    rollouts, actor = _rollouts(ctx), _actor(request)
+    raw = await read_optional_json(request, ctx.settings.max_body_bytes)
+    body = parse_as(AbortRequest, raw)
+    rollouts, actor = _rollouts(ctx), client_actor(request)
 
     def abort() -> JSONResponse:
         return JSONResponse(describe(rollouts.abort(name, rollout_id, actor, body.reason)))

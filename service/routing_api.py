@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api_context import Context, GatewayContext, require_store
 from service.config import CanaryConfig, ServedModelConfig
-from service.http import GuardedRoute, parse_as, read_json
+from service.http import (
+    GuardedRoute,
+    client_actor,
+    parse_as,
+    read_json,
+    read_optional_json,
+)
 from service.openapi_docs import errors, json_body
 from service.routing_state import RoutingAdmin, document_of
 from service.store.entities import RoutingChange
@@ -48,8 +54,7 @@ class RollbackRequest(BaseModel):
 
 
 def _admin(ctx: GatewayContext, request: Request) -> RoutingAdmin:
-    client = request.client.host if request.client else "unknown"
-    return RoutingAdmin(require_store(ctx), f"http:{client}")
+    return RoutingAdmin(require_store(ctx), client_actor(request))
 
 
 def _state(ctx: GatewayContext, admin: RoutingAdmin, name: str) -> dict[str, Any]:
@@ -71,13 +76,6 @@ def _answer(
     body = _state(ctx, admin, name)
     body["change"] = change.as_json() if change is not None else None
     return JSONResponse(body)
-
-
-async def _body(request: Request, ctx: GatewayContext) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    return await read_json(request, ctx.settings.max_body_bytes)
 
 
 @router.get("/models/{name}/routing", responses=errors(404, 409, 503),
@@ -110,7 +108,8 @@ async def put_routing(name: str, request: Request, ctx: Context) -> JSONResponse
              summary="Back to the previous default, in one step")
 async def rollback(name: str, request: Request, ctx: Context) -> JSONResponse:
     admin = _admin(ctx, request)
-    body = parse_as(RollbackRequest, await _body(request, ctx))
+    raw = await read_optional_json(request, ctx.settings.max_body_bytes)
+    body = parse_as(RollbackRequest, raw)
 
     def change() -> JSONResponse:
         return _answer(ctx, admin, name, admin.rollback(name, body.reason))

@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from river import drift
 
-from monitoring.detectors.base import Alarm, Budget, StreamDetector, below_alarm
+from monitoring.detectors.base import Budget, RiverDetector, below_alarm
 
 __all__ = ["ADWIN", "ErrorADWIN"]
 
 
-class ADWIN(StreamDetector):
+class ADWIN(RiverDetector):
     """river's ``ADWIN`` with its confidence set from the false-alarm budget.
 
     ADWIN tests every ``clock`` values with a confidence ``delta`` that bounds the per-test
@@ -33,6 +32,7 @@ class ADWIN(StreamDetector):
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(3)
     >>> det = ADWIN(delta=6e-5)
     >>> z = np.concatenate([rng.standard_normal(1000), rng.standard_normal(300) + 1.0])
@@ -58,16 +58,15 @@ class ADWIN(StreamDetector):
             return cls(0.002, clock)
         return cls(min(0.002, clock * budget.rate), clock)
 
-    def _reset(self) -> None:
-        self._det = drift.ADWIN(delta=self.delta, clock=self.clock)
-        self._clear()
+    def _make(self) -> drift.ADWIN:
+        return drift.ADWIN(delta=self.delta, clock=self.clock)
 
     def _clear(self) -> None:
         self._levels: list[list[float]] = []  # level i: sums of buckets of 2**i values
         self._n = 0
         self._total = 0.0
 
-    def _add(self, x: float) -> None:
+    def _follow(self, x: float) -> None:
         self._n += 1
         self._total += x
         carry, level = x, 0
@@ -80,20 +79,6 @@ class ADWIN(StreamDetector):
                 return
             carry = buckets.pop(0) + buckets.pop(0)
             level += 1
-
-    def update_many(self, values: Any) -> list[Alarm]:
-        alarms = []
-        det = self._det
-        for i, x in enumerate(np.asarray(values, dtype=float).reshape(-1).tolist()):
-            if x != x:  # NaN: a missing value
-                continue
-            if det.drift_detected:  # river restarts on the update after an alarm
-                self._clear()
-            det.update(x)
-            self._add(x)
-            if det.drift_detected:
-                alarms.append(Alarm(i, self.name, self.statistic, self.threshold))
-        return alarms
 
     def _ratio(self) -> float:
         width = self._n
@@ -136,6 +121,7 @@ class ErrorADWIN(ADWIN):
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> det = ErrorADWIN.calibrate(None, Budget(None))
     >>> errors = (rng.random(2000) < np.where(np.arange(2000) < 1000, 0.1, 0.4)).astype(float)
@@ -143,5 +129,4 @@ class ErrorADWIN(ADWIN):
     [1055]
     """
 
-    name = "adwin"
     kind = "errors"

@@ -171,6 +171,51 @@ class StreamDetector(ABC):
         return f"{type(self).__name__}({shown})"
 
 
+class RiverDetector(StreamDetector):
+    """Base of the adapters of river's one-value-at-a-time detectors: river decides, the
+    adapter follows each value with state of its own (:meth:`_follow`) to score the evidence.
+
+    Subclasses implement :meth:`_make` (the river detector) and may override :meth:`_clear`
+    (their own state, restarted with river's after an alarm), :meth:`_follow` and
+    :attr:`skip_nan` (numeric streams skip missing values; error streams have none).
+    """
+
+    skip_nan: ClassVar[bool] = True
+
+    @classmethod
+    def calibrate(cls, reference: Any, budget: Budget) -> StreamDetector:
+        """River's default setting (adapters with a budget-driven setting override this)."""
+        return cls()
+
+    @abstractmethod
+    def _make(self) -> Any:
+        """The river detector at this adapter's setting."""
+
+    def _reset(self) -> None:
+        self._det = self._make()
+        self._clear()
+
+    def _clear(self) -> None:
+        """Forget the adapter's own state (river restarts on the update after an alarm)."""
+
+    def _follow(self, x: float) -> None:
+        """Update the adapter's own state with ``x``, after river has seen it."""
+
+    def update_many(self, values: Any) -> list[Alarm]:
+        alarms = []
+        det = self._det
+        for i, x in enumerate(np.asarray(values, dtype=float).reshape(-1).tolist()):
+            if self.skip_nan and x != x:  # NaN: a missing value
+                continue
+            if det.drift_detected:
+                self._clear()
+            det.update(x)
+            self._follow(x)
+            if det.drift_detected:
+                alarms.append(Alarm(i, self.name, self.statistic, self.threshold))
+        return alarms
+
+
 class DetectorGroup:
     """Streams of one detector class fed together: column ``j`` of a matrix to detector ``j``.
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import numpy as np
 from river import drift, stats
 
-from monitoring.detectors.base import Alarm, Budget, StreamDetector, below_alarm
+from monitoring.detectors.base import RiverDetector, below_alarm
 
 __all__ = ["DDM"]
 
 
-class DDM(StreamDetector):
+class DDM(RiverDetector):
     """river's ``DDM`` (Drift Detection Method) at its default setting.
 
     Fires when ``p + s > p_min + drift_threshold * s_min`` (``p`` the error rate so far, ``s``
@@ -23,6 +21,8 @@ class DDM(StreamDetector):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from monitoring.detectors.base import Budget
     >>> rng = np.random.default_rng(0)
     >>> det = DDM.calibrate(None, Budget(None))
     >>> errors = (rng.random(2000) < np.where(np.arange(2000) < 1000, 0.1, 0.4)).astype(float)
@@ -32,20 +32,15 @@ class DDM(StreamDetector):
 
     name = "ddm"
     kind = "errors"
+    skip_nan = False
 
     def __init__(self, warm_start: int = 30, drift_threshold: float = 3.0) -> None:
         self.warm_start = int(warm_start)
         self.drift_threshold = float(drift_threshold)
         self._reset()
 
-    @classmethod
-    def calibrate(cls, reference: Any, budget: Budget) -> DDM:
-        return cls()
-
-    def _reset(self) -> None:
-        self._det = drift.binary.DDM(warm_start=self.warm_start,
-                                     drift_threshold=self.drift_threshold)
-        self._clear()
+    def _make(self) -> drift.binary.DDM:
+        return drift.binary.DDM(warm_start=self.warm_start, drift_threshold=self.drift_threshold)
 
     def _clear(self) -> None:
         self._p = stats.Mean()
@@ -53,26 +48,17 @@ class DDM(StreamDetector):
         self._ps_min = math.inf
         self._ratio = 0.0
 
-    def update_many(self, values: Any) -> list[Alarm]:
-        alarms = []
-        det = self._det
-        for i, x in enumerate(np.asarray(values, dtype=float).reshape(-1).tolist()):
-            if det.drift_detected:  # river restarts on the update after an alarm
-                self._clear()
-            det.update(x)
-            self._p.update(x)
-            p, n = self._p.get(), self._p.n
-            s = math.sqrt(p * (1 - p) / n)
-            self._ratio = 0.0
-            if n > self.warm_start:
-                if p + s <= self._ps_min:
-                    self._p_min, self._s_min, self._ps_min = p, s, p + s
-                margin = self.drift_threshold * self._s_min
-                self._ratio = (p + s - self._p_min) / margin if margin > 0 else (
-                    math.inf if p + s > self._p_min else 0.0)
-            if det.drift_detected:
-                alarms.append(Alarm(i, self.name, self.statistic, self.threshold))
-        return alarms
+    def _follow(self, x: float) -> None:
+        self._p.update(x)
+        p, n = self._p.get(), self._p.n
+        s = math.sqrt(p * (1 - p) / n)
+        self._ratio = 0.0
+        if n > self.warm_start:
+            if p + s <= self._ps_min:
+                self._p_min, self._s_min, self._ps_min = p, s, p + s
+            margin = self.drift_threshold * self._s_min
+            self._ratio = (p + s - self._p_min) / margin if margin > 0 else (
+                math.inf if p + s > self._p_min else 0.0)
 
     @property
     def statistic(self) -> float:

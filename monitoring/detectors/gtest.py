@@ -6,8 +6,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from scipy import stats
-
 from monitoring.calibration import calibrate_window_gtest
 from monitoring.categorical import CategoryFrequencies
 from monitoring.detectors.base import Alarm, Budget, StreamDetector
@@ -55,7 +53,6 @@ class GTest(StreamDetector):
         self.window = int(window)
         self.threshold_ = float(threshold)
         probs = frequencies.probs
-        self._scale = 1.0 + self.window / max(frequencies.n_reference, 1)
         self._log_expected = [math.log(e) for e in probs * self.window]
         self._reset()
 
@@ -97,13 +94,6 @@ class GTest(StreamDetector):
     @property
     def score(self) -> float:
         return self.statistic / self.threshold_
-
-    @property
-    def p_value(self) -> float:
-        """Approximate p-value of the current window (chi-square, scaled)."""
-        if self._filled < self.window:
-            return 1.0
-        return float(stats.chi2.sf(self._g / self._scale, len(self._log_expected) - 1))
 
     def update_many(self, values: Sequence[Any]) -> list[Alarm]:
         alarms = []

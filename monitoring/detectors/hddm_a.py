@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import numpy as np
 from river import drift, stats
 
-from monitoring.detectors.base import Alarm, Budget, StreamDetector, below_alarm
+from monitoring.detectors.base import RiverDetector, below_alarm
 
 __all__ = ["HDDMA"]
 
 
-class HDDMA(StreamDetector):
+class HDDMA(RiverDetector):
     """river's ``HDDM_A`` (one-sided, mean increase) at its default setting.
 
     Fires when the mean since the start exceeds the mean up to a cut point by more than a
@@ -22,6 +20,8 @@ class HDDMA(StreamDetector):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from monitoring.detectors.base import Budget
     >>> rng = np.random.default_rng(0)
     >>> det = HDDMA.calibrate(None, Budget(None))
     >>> errors = (rng.random(2000) < np.where(np.arange(2000) < 1000, 0.1, 0.4)).astype(float)
@@ -31,18 +31,14 @@ class HDDMA(StreamDetector):
 
     name = "hddm_a"
     kind = "errors"
+    skip_nan = False
 
     def __init__(self, drift_confidence: float = 0.001) -> None:
         self.drift_confidence = float(drift_confidence)
         self._reset()
 
-    @classmethod
-    def calibrate(cls, reference: Any, budget: Budget) -> HDDMA:
-        return cls()
-
-    def _reset(self) -> None:
-        self._det = drift.binary.HDDMA(drift_confidence=self.drift_confidence)
-        self._clear()
+    def _make(self) -> drift.binary.HDDMA:
+        return drift.binary.HDDMA(drift_confidence=self.drift_confidence)
 
     def _clear(self) -> None:
         self._z = stats.Mean()
@@ -51,21 +47,12 @@ class HDDMA(StreamDetector):
     def _bound(self, n: float) -> float:
         return math.sqrt(1.0 / (2 * n) * math.log(1.0 / self.drift_confidence))
 
-    def update_many(self, values: Any) -> list[Alarm]:
-        alarms = []
-        det = self._det
-        for i, x in enumerate(np.asarray(values, dtype=float).reshape(-1).tolist()):
-            if det.drift_detected:  # river restarts on the update after an alarm
-                self._clear()
-            det.update(x)
-            self._z.update(x)
-            n, mean = self._z.n, self._z.get()
-            if self._min[0] == 0 or self._min[1] + self._bound(self._min[0]) >= (
-                    mean + self._bound(n)):
-                self._min = (n, mean)
-            if det.drift_detected:
-                alarms.append(Alarm(i, self.name, self.statistic, self.threshold))
-        return alarms
+    def _follow(self, x: float) -> None:
+        self._z.update(x)
+        n, mean = self._z.n, self._z.get()
+        if self._min[0] == 0 or self._min[1] + self._bound(self._min[0]) >= (
+                mean + self._bound(n)):
+            self._min = (n, mean)
 
     @property
     def statistic(self) -> float:

@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 from river import drift
 
-from monitoring.detectors.base import Alarm, Budget, StreamDetector, below_alarm
+from monitoring.detectors.base import Budget, RiverDetector, below_alarm
 
 __all__ = ["KSWIN"]
 
 WINDOW, STAT = 450, 150  # KSWIN's window and the size of each compared sample
 
 
-class KSWIN(StreamDetector):
+class KSWIN(RiverDetector):
     """river's ``KSWIN`` with ``alpha`` from the false-alarm budget, pre-filled from the
     reference.
 
@@ -66,20 +66,9 @@ class KSWIN(StreamDetector):
             prefill = tuple(np.random.default_rng(budget.seed).choice(z, WINDOW - STAT).tolist())
         return cls(float(budget.rate or 0.005), budget.seed, prefill)
 
-    def _reset(self) -> None:
-        self._det = drift.KSWIN(alpha=self.alpha, window_size=WINDOW, stat_size=STAT,
-                                seed=self.seed, window=list(self.reference_window) or None)
-
-    def update_many(self, values: Any) -> list[Alarm]:
-        alarms = []
-        det = self._det
-        for i, x in enumerate(np.asarray(values, dtype=float).reshape(-1).tolist()):
-            if x != x:  # NaN: a missing value
-                continue
-            det.update(x)
-            if det.drift_detected:
-                alarms.append(Alarm(i, self.name, float(det.p_value), self.alpha))
-        return alarms
+    def _make(self) -> drift.KSWIN:
+        return drift.KSWIN(alpha=self.alpha, window_size=WINDOW, stat_size=STAT,
+                           seed=self.seed, window=list(self.reference_window) or None)
 
     @property
     def statistic(self) -> float:

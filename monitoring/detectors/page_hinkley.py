@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 from river import drift, stats
 
-from monitoring.detectors.base import Alarm, Budget, StreamDetector, below_alarm
+from monitoring.detectors.base import Budget, RiverDetector, below_alarm
 from monitoring.detectors.cusum import _DEFAULTS, calibrate_charts
 
 __all__ = ["PageHinkley"]
 
 
-class PageHinkley(StreamDetector):
+class PageHinkley(RiverDetector):
     """river's ``PageHinkley`` with a threshold from the false-alarm budget.
 
     Page-Hinkley is a two-sided CUSUM on the deviation from the running mean, so its threshold
@@ -62,34 +62,22 @@ class PageHinkley(StreamDetector):
                               o["calibration_streams"], o["calibration_steps"])
         return cls(max(hs), delta=o["cusum_k"])
 
-    def _reset(self) -> None:
-        self._det = drift.PageHinkley(min_instances=self.min_instances, delta=self.delta,
-                                      threshold=self.threshold_, alpha=1.0)
-        self._clear()
+    def _make(self) -> drift.PageHinkley:
+        return drift.PageHinkley(min_instances=self.min_instances, delta=self.delta,
+                                 threshold=self.threshold_, alpha=1.0)
 
     def _clear(self) -> None:
         self._mean = stats.Mean()
         self._up = self._down = 0.0
         self._min_up, self._max_down = math.inf, -1.0
 
-    def update_many(self, values: Any) -> list[Alarm]:
-        alarms = []
-        det = self._det
-        for i, z in enumerate(np.asarray(values, dtype=float).reshape(-1).tolist()):
-            if z != z:  # NaN: a missing value
-                continue
-            if det.drift_detected:  # river restarts on the update after an alarm
-                self._clear()
-            det.update(z)
-            self._mean.update(z)
-            dev = z - self._mean.get()
-            self._up += dev - self.delta
-            self._down += dev + self.delta
-            self._min_up = min(self._min_up, self._up)
-            self._max_down = max(self._max_down, self._down)
-            if det.drift_detected:
-                alarms.append(Alarm(i, self.name, self.statistic, self.threshold_))
-        return alarms
+    def _follow(self, z: float) -> None:
+        self._mean.update(z)
+        dev = z - self._mean.get()
+        self._up += dev - self.delta
+        self._down += dev + self.delta
+        self._min_up = min(self._min_up, self._up)
+        self._max_down = max(self._max_down, self._down)
 
     @property
     def statistic(self) -> float:

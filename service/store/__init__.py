@@ -12,6 +12,7 @@ from service.store.base import (
     LogStore,
     MonitorStateStore,
     OutboxStore,
+    RolloutStore,
     RoutingStore,
     Store,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "PredictionRecord",
     "RolloutConflict",
     "RolloutRow",
+    "RolloutStore",
     "RoutingChange",
     "RoutingConflict",
     "RoutingSnapshot",

@@ -25,7 +25,7 @@ from service.store.entities import (
 from service.store.records import PredictionRecord
 
 __all__ = ["Store", "LogStore", "MonitorStateStore", "OutboxStore", "KeyValueStore",
-           "RoutingStore", "DeliveryStore", "OUTBOX_STATUSES"]
+           "RoutingStore", "RolloutStore", "DeliveryStore", "OUTBOX_STATUSES"]
 
 OUTBOX_STATUSES = ("pending", "delivered", "dead")
 

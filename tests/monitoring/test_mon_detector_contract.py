@@ -100,8 +100,8 @@ def check_contract(kind: str, name: str, first_alarm: int,
     first = half.update_many(shifted[: SHIFT_AT + first_alarm // 2])
     state = half.snapshot()
     half.update_many(shifted[:100])  # moves on; restore must bring it back
-    resumed = copy.deepcopy(pristine)
-    resumed.restore(state)
+    half.restore(state)
+    resumed = half
     rest = resumed.update_many(shifted[SHIFT_AT + first_alarm // 2 :])
     offset = SHIFT_AT + first_alarm // 2
     assert [(a.row, a.chart) for a in first] + [(a.row + offset, a.chart) for a in rest] == [
@@ -115,13 +115,19 @@ def check_contract(kind: str, name: str, first_alarm: int,
 
     # score: below 1 before the first alarm, at least 1 at it
     one = copy.deepcopy(pristine)
+    before: list[float] = []
     for i in range(SHIFT_AT + first_alarm + 1):
         fired = one.update_many(_one(kind, shifted, i))
         if i < SHIFT_AT + first_alarm:
             assert not fired and one.score < 1.0, (i, one.score)
+            before.append(one.score)
         else:
             assert fired and one.score >= 1.0, one.score
             assert one.threshold == fired[0].threshold
+    # and the score carries evidence (not a constant held below 1): after the shift, before
+    # the alarm, it exceeds everything it showed on the stationary part
+    assert max(before[SHIFT_AT:]) > max(before[:SHIFT_AT]), (
+        max(before[:SHIFT_AT]), max(before[SHIFT_AT:]))
 
 
 REGISTERED = [(kind, name) for kind, entries in DETECTORS.items() for name in entries]
