@@ -392,6 +392,8 @@ class Rollouts:
         self._set_weight(doc, 0.0)
 
     def _finish(self, doc: dict[str, Any], kind: str, status: str) -> None:
+        if self.metrics is not None:
+            self.metrics.decisions.labels(doc["model"], doc["version"], status).inc()
         self._event(doc, kind, {"decision": doc["decision"], "gates": doc["gates"],
                                 "window": doc.get("window")})
         payload = {
