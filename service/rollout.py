@@ -8,7 +8,9 @@ rollout over the window since its current step began (the canary arm and the def
 over the same time window, read from the prediction log):
 
 * ``share``: the canary arm's share of logged answers is not below its routed weight
-  (a request routed to the canary that failed is never logged; one-sided binomial test);
+  (a request routed to the canary that failed is never logged, so this is the error-ratio
+  gate: it fails when the canary fails more than ``error_margin`` more of its requests than
+  the default does; one-sided binomial test);
 * ``answers``: its predictions follow the default's (G test on classes, KS on values);
 * ``latency``: its p99 is at most ``latency_ratio`` x the default's + ``latency_slack_ms``
   (checked once the step has ``min_requests``);
@@ -96,6 +98,7 @@ class RolloutPlan:
     reason: str | None = None
     shadow_first: bool = False
     max_disagreement: float = 0.1
+    error_margin: float = 0.01  # share gate: extra failed share tolerated on the canary
     agreement_tolerance: float = 0.25  # regressors: in standard deviations of the answers
 
 
@@ -132,10 +135,11 @@ class Rollouts:
         """Store a rollout and route its first weight (4xx: unknown version, one running)."""
         weights = canary_steps(plan.steps)
         if (plan.step_seconds < 0 or plan.min_requests < 1 or not 0 < plan.alpha < 1
-                or not 0 <= plan.max_disagreement < 1 or plan.agreement_tolerance < 0):
+                or not 0 <= plan.max_disagreement < 1 or plan.agreement_tolerance < 0
+                or not 0 <= plan.error_margin < 1):
             raise invalid("invalid_rollout", "step_seconds >= 0, min_requests >= 1, "
-                          "alpha within (0, 1), max_disagreement within [0, 1), "
-                          "agreement_tolerance >= 0")
+                          "alpha within (0, 1), max_disagreement and error_margin within "
+                          "[0, 1), agreement_tolerance >= 0")
         check = RoutingAdmin(self.store, actor)
         versions = check.versions(model)
         spec, _ = check.current(model)
@@ -159,6 +163,7 @@ class Rollouts:
             "phase": SHADOW_PHASE if plan.shadow_first else CANARY_PHASE,
             "max_disagreement": plan.max_disagreement,
             "agreement_tolerance": plan.agreement_tolerance,
+            "error_margin": plan.error_margin,
         }  # fmt: skip
         try:
             row = self.store.rollout_create(rollout_id, model, doc)
@@ -272,10 +277,12 @@ class Rollouts:
         level: float,
     ) -> list[GateResult]:
         total = len(canary) + len(default)
-        p = share_deficit(len(canary), total, weight)
+        margin = float(doc.get("error_margin", 0.0))
+        expected = weight * (1 - margin) / (weight * (1 - margin) + 1 - weight)
+        p = share_deficit(len(canary), total, expected)
         share = GateResult("share", p >= level, len(canary) / max(total, 1), p, level,
                            f"{len(canary)} of {total} logged answers on the canary arm, "
-                           f"routed weight {weight:g}")
+                           f"routed weight {weight:g} (error margin {margin:g})")
         classification = _is_classifier(doc["model"], doc["version"])
         answers = answers_test(canary.predictions, default.predictions, classification, level)
         gates = [share, answers]

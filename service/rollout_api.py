@@ -55,6 +55,8 @@ class RolloutRequest(BaseModel):
                                "row-by-row agreement with the default.")
     max_disagreement: float = Field(0.1, ge=0, lt=1, description="Shadow step: the largest "
                                     "share of rows allowed to disagree with the default.")
+    error_margin: float = Field(0.01, ge=0, lt=1, description="Share gate: how much more "
+                                "of its requests the canary may fail than the default.")
     agreement_tolerance: float = Field(0.25, ge=0, le=100, description="Shadow step, "
                                        "regressors: a value agrees within this many "
                                        "standard deviations of the default's answers.")
@@ -85,7 +87,7 @@ async def start_rollout(name: str, request: Request, ctx: Context) -> JSONRespon
     plan = RolloutPlan(body.version, [w / 100.0 for w in body.steps], body.step_seconds,
                        body.min_requests, body.alpha, body.latency_ratio,
                        body.latency_slack_ms, body.reason, body.shadow_first,
-                       body.max_disagreement, body.agreement_tolerance)
+                       body.max_disagreement, body.agreement_tolerance, body.error_margin)
 
     def start() -> JSONResponse:
         row = rollouts.start(name, plan, actor)
