@@ -75,37 +75,86 @@ class CusumBank:
             y = y[None, :]
         y = np.where(np.isnan(y), 0.0, y)
         h = self.thresholds
+        s0 = self._s
         if y.shape[0] == 1:  # one record and (usually) no alarm: the fewest numpy calls
-            s1 = np.maximum(self._s + y[0], 0.0)
+            s1 = np.maximum(s0 + y[0], 0.0)
             if not (s1 > h).any():
                 self._s = s1
                 return []
-        alarms: list[tuple[int, int, float, float]] = []
-        start, n = 0, y.shape[0]
-        s0 = self._s
-        while start < n:
-            if n - start == 1:  # one record: the recursion itself, fewer numpy calls
-                s = np.maximum(s0 + y[start], 0.0)[None, :]
-            else:
-                v = s0 + np.cumsum(y[start:], axis=0)
-                s = v - np.minimum(np.minimum.accumulate(v, axis=0), 0.0)
-            over = s > h
-            hit_rows = over.any(axis=1)
-            if not hit_rows.any():
-                s0 = s[-1]
-                break
-            r = int(np.argmax(hit_rows))
-            row = s[r].copy()
-            fired = np.flatnonzero(over[r])
-            for c in fired:
-                alarms.append((start + r, int(c), float(row[c]), float(h[c])))
-            for g in np.unique(self.groups[fired]):
-                row[self.groups == g] = 0.0
-            s0 = row
-            start += r + 1
-        self._s = np.array(s0, dtype=float)
-        return alarms
+        v = s0 + np.cumsum(y, axis=0)
+        s = v - np.minimum(np.minimum.accumulate(v, axis=0), 0.0)
+        over = s > h
+        if not over.any():
+            self._s = s[-1].copy()
+            return []
+        return self._follow(y, s[-1], over.any(axis=0))
 
+    def _follow(self, y: np.ndarray, end: np.ndarray, crossed: np.ndarray,
+                window: int = 32) -> list[tuple[int, int, float, float]]:
+        """Alarms of a batch in which the charts ``crossed`` cross their threshold (``end``:
+        every chart's sum at the batch's end without resets).
+
+        Groups never interact, so each group that fires is followed on its own from its
+        restart row, all such groups at once, through a look-ahead window (doubled while no
+        group crosses in it). A sustained drift on every chart thus costs a few numpy calls
+        per round of alarms, not a cumulative sum over the rest of the batch per alarm.
+        """
+        n, c = y.shape
+        h = self.thresholds
+        _, inverse = np.unique(self.groups, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        sizes = np.bincount(inverse)
+        cols = np.full((sizes.size, int(sizes.max())), c)  # chart indices; ``c`` pads
+        slot = np.arange(c) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        cols[inverse[order], slot] = order
+        yp = np.zeros((n + 1, c + 1))  # a zero row past the end and a zero padding chart
+        yp[:n, :c] = y
+        yg = yp[:, cols]  # (rows, groups, width)
+        hg = np.append(h, np.inf)[cols]
+        state = np.append(end, 0.0)[cols]
+        act = np.flatnonzero(np.append(crossed, False)[cols].any(axis=1))
+        state[act] = np.append(self._s, 0.0)[cols[act]]
+        start = np.zeros(act.size, dtype=int)
+        alarms: list[tuple[int, int, float, float]] = []
+        w = n
+        while act.size:
+            rows = np.minimum(start[:, None] + np.arange(w), n)
+            ss = np.cumsum(yg[rows, act[:, None]], axis=1)
+            ss += state[act][:, None, :]
+            low = np.minimum.accumulate(ss, axis=1)
+            ss -= np.minimum(low, 0.0, out=low)
+            ov = ss > hg[act][:, None, :]
+            row_hit = ov.any(axis=2)
+            r = row_hit.argmax(axis=1)
+            hit = row_hit[np.arange(act.size), r]
+            if hit.all():
+                ix = np.arange(act.size)
+            else:
+                quiet = ~hit
+                state[act[quiet]] = ss[quiet, -1]
+                start[quiet] += w
+                ix = np.flatnonzero(hit)
+            if ix.size:
+                r = r[ix]
+                at = ss[ix, r]
+                gi, ci = np.nonzero(ov[ix, r])
+                ch = cols[act[ix[gi]], ci]
+                alarms.extend(zip((start[ix[gi]] + r[gi]).tolist(), ch.tolist(),
+                                  at[gi, ci].tolist(), h[ch].tolist(), strict=True))
+                state[act[ix]] = 0.0  # a group restarts at zero after its alarm
+                start[ix] += r + 1
+                w = window
+            else:
+                w *= 2
+            keep = start < n
+            if not keep.all():
+                act, start = act[keep], start[keep]
+        out = np.zeros(c + 1)
+        out[cols] = state
+        out[c] = 0.0
+        self._s = out[:c]
+        alarms.sort(key=lambda t: (t[0], t[1]))
+        return alarms
 
 class Cusum(StreamDetector):
     """Four one-sided CUSUM charts (mean up/down, variance up/down) on a standardised stream.
