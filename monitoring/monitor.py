@@ -21,6 +21,7 @@ from monitoring.multivariate import MahalanobisScore
 from monitoring.names import LABEL, MULTIVARIATE, PREDICTION, json_value
 from monitoring.performance import PerformanceTracker
 from monitoring.quality import ISSUES, FeatureSpec, Rules
+from monitoring.reference import ReferenceSize, Tolerance, distinct_reference
 from monitoring.state import DriftState
 from monitoring.status import MonitorStatus, StreamStatus
 from monitoring.window_stats import NumericReference, categorical_window_stats
@@ -77,7 +78,7 @@ class ModelMonitor:
     ...                           for i, (a, b) in enumerate(stream)])
     >>> [(e.kind, e.feature, e.record_id) for e in events]
     [('feature_drift', 'b', 'r318'), ('multivariate_drift', '__multivariate__', 'r318'), \
-('prediction_drift', '__prediction__', 'r326')]
+('prediction_drift', '__prediction__', 'r329')]
     >>> restored = ModelMonitor.restore(mon.snapshot())
     >>> restored.status().records_seen
     600
@@ -88,6 +89,11 @@ class ModelMonitor:
     ) -> None:
         config = config or MonitorConfig()
         self.card = dict(card)
+        # a reference's copies are not draws: calibrate on what it really holds
+        reference, self.reference_size = distinct_reference(
+            reference, [f["name"] if isinstance(f, Mapping) else f.name
+                        for f in card["features"]])
+        n_eff = self.reference_size.effective_size
         self.config = config
         rng = np.random.default_rng(config.seed)
         self.task = str(card.get("task", "classification"))
@@ -125,9 +131,13 @@ class ModelMonitor:
         self.rate = share_rate(config.expected_run_time, 1.0, sum(weights.values()),
                                config.false_alarm_safety)
         settings = config.detector_settings()
+        self.tolerances = stream_tolerances(
+            card.get("drift_tolerance"), config.tolerance, num_names + cat_names, n_eff)
 
         def budget(name: str, categories: Sequence[Any] = ()) -> Budget:
-            return Budget(self.stream_rates[name], rng, config.seed, settings, categories)
+            extra = {"effective_size": n_eff, "tolerance": self.tolerances.get(name)}
+            return Budget(self.stream_rates[name], rng, config.seed, {**settings, **extra},
+                          categories)
 
         # --- numeric streams: standardised, one detector each ------------------------------
         self.numeric: list[_Stream] = []
@@ -282,6 +292,8 @@ class ModelMonitor:
     def status(self) -> MonitorStatus:
         """Current state: per stream score, threshold, drift state and window statistics;
         performance; data-quality counters; records and labels seen."""
+        tolerances: dict[str, Tolerance] = getattr(self, "tolerances", {})
+        size: ReferenceSize | None = getattr(self, "reference_size", None)
         return MonitorStatus(
             records_seen=self.seen,
             labels_seen=self.performance.labels_seen,
@@ -290,11 +302,12 @@ class ModelMonitor:
             expected_run_time=self.config.expected_run_time,
             false_alarm_rate_per_stream=self.rate,
             streams={s.name: s.status(self.drift[s.name], self.window_stats.get(s.name),
-                                      s.name in self._alarmed)
+                                      s.name in self._alarmed, tolerances.get(s.name))
                      for s in self.streams},
             performance=self.performance.metrics(),
             degraded=self.performance.degraded,
             data_quality={k: dict(v) for k, v in self.quality.items()},
+            reference=size.as_dict() if size else {},
         )
 
     # ----------------------------------------------------------------------------------------
@@ -440,6 +453,26 @@ class ModelMonitor:
         return out
 
 
+def stream_tolerances(
+    spec: Mapping[str, Any] | None, default: Tolerance, names: Sequence[str], n_eff: int
+) -> dict[str, Tolerance]:
+    """Each stream's tolerance: the card's ``drift_tolerance`` (``{"default": {...},
+    "features": {name: {...}}}``, any of ``mean_shift``, ``spread_ratio``, ``psi``) over the
+    configuration's default, widened to the reference's standard errors at ``n_eff`` rows.
+
+    Examples
+    --------
+    >>> t = stream_tolerances({"features": {"a": {"mean_shift": 0.2}}}, Tolerance(), ["a", "b"],
+    ...                       2000)
+    >>> t["a"].mean_shift, t["b"].mean_shift
+    (0.2, 0.03)
+    """
+    spec = spec or {}
+    base = Tolerance.from_mapping(spec.get("default"), default)
+    per = spec.get("features") or {}
+    return {n: Tolerance.from_mapping(per.get(n), base).widened(n_eff) for n in names}
+
+
 def _drift_kind(name: str) -> str:
     return "prediction_drift" if name == PREDICTION else "feature_drift"
 
@@ -454,11 +487,14 @@ class _Stream:
     detector: StreamDetector
 
     def status(self, drift: DriftState, window: dict[str, float] | None,
-               alarmed: bool) -> StreamStatus:
+               alarmed: bool, tolerance: Tolerance | None = None) -> StreamStatus:
         det = self.detector
+        details = det.details()
+        if tolerance is not None:
+            details = {**details, "tolerance": tolerance.as_dict()}
         return StreamStatus(self.name, self.kind, self.method, float(det.score),
                             float(det.statistic), float(det.threshold), replace(drift),
-                            window, det.details(), alarmed)
+                            window, details, alarmed)
 
 
 def _jsonable(v: Any) -> Any:

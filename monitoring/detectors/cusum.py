@@ -18,6 +18,7 @@ import numpy as np
 from monitoring.calibration import calibrate_cusum, quadrature_standardizers
 from monitoring.detectors.base import Alarm, Budget, DetectorGroup, StreamDetector
 from monitoring.names import json_value
+from monitoring.reference import Tolerance
 
 __all__ = ["CHARTS", "Cusum", "CusumBank", "CusumGroup"]
 
@@ -213,8 +214,10 @@ class Cusum(StreamDetector):
         weights = o["chart_weights"]
         hs = calibrate_charts(np.asarray(reference, dtype=float), k, o["clip_z"], clip2,
                               [w * float(budget.rate or 1e-6) for w in weights], budget.rng,
-                              o["calibration_streams"], o["calibration_steps"])
-        return cls((hs[0], hs[1], hs[2], hs[3]), k, clip2**0.5)
+                              o["calibration_streams"], o["calibration_steps"],
+                              o.get("effective_size"))
+        return cls((hs[0], hs[1], hs[2], hs[3]), tolerant_k(k, o.get("tolerance")),
+                   clip2**0.5)
 
     def _reset(self) -> None:
         if "_bank" in vars(self):  # possibly a group's bank: zero this stream's charts only
@@ -362,19 +365,41 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+def tolerant_k(
+    k: tuple[float, float, float, float], tolerance: Tolerance | None
+) -> tuple[float, float, float, float]:
+    """Reference values that ignore changes within ``tolerance``: a mean shift of
+    ``mean_shift`` sd and a spread ratio of ``spread_ratio`` leave each chart's drift as it
+    is at the reference, so the thresholds calibrated there hold the budget at the edge of
+    the tolerance (and below it inside).
+
+    Examples
+    --------
+    >>> tolerant_k((0.25, 0.25, 0.85, 0.54), Tolerance(0.05, 1.1, 0.0))
+    (0.3, 0.3, 1.06, 0.713554)
+    """
+    if tolerance is None:
+        return k
+    up = tolerance.spread_ratio**2 - 1.0
+    down = 1.0 - tolerance.spread_ratio**-2
+    return (round(k[0] + tolerance.mean_shift, 6), round(k[1] + tolerance.mean_shift, 6),
+            round(k[2] + up, 6), round(k[3] + down, 6))
+
+
 def calibrate_charts(
     x: np.ndarray, k: tuple[float, ...], clip_z: float, variance_clip2: float,
     rates: list[float], rng: np.random.Generator, n_streams: int, n_steps: int,
+    effective_size: int | None = None,
 ) -> list[float]:
     """Thresholds of the first ``len(rates)`` of the four charts on raw reference values ``x``
-    (standardised over the reference's sampling uncertainty, see
-    :func:`monitoring.calibration.quadrature_standardizers`); ``inf`` for the variance charts
-    of a constant reference."""
+    (standardised over the sampling uncertainty of a reference of ``effective_size`` rows,
+    default ``len(x)``, see :func:`monitoring.calibration.quadrature_standardizers`); ``inf``
+    for the variance charts of a constant reference."""
     x = x[np.isfinite(x)]
     if x.size < 2:
         x = np.zeros(2)
     sd = x.std(ddof=1)
-    m, s, w = quadrature_standardizers(x)
+    m, s, w = quadrature_standardizers(x, n=effective_size)
     z = np.clip((x[None, :] - m[:, None]) / s[:, None], -clip_z, clip_z)
     z2 = np.minimum(z * z, variance_clip2)
     incs = (z - k[0], -z - k[1], z2 - 1 - k[2], 1 - z2 - k[3])
