@@ -113,10 +113,14 @@ class ModelMonitor:
              if n in reference.columns else np.full(len(reference), np.nan)
              for n in num_names]
         ) if num_names else np.empty((len(reference), 0))
-        complete = ref_num[:, : len(numeric)]
+        # the joint score covers the features with a scale that is not one spike (a feature
+        # that is mostly one value makes the covariance near singular and the score wild)
+        self._mv_cols = np.array([j for j in range(len(numeric))
+                                  if _spread_out(ref_num[:, j])], dtype=int)
+        complete = ref_num[:, self._mv_cols]
         complete = complete[np.isfinite(complete).all(axis=1)]
-        use_mv = (config.multivariate and len(numeric) >= 2
-                  and complete.shape[0] > len(numeric) + 10)
+        use_mv = (config.multivariate and self._mv_cols.size >= 2
+                  and complete.shape[0] > self._mv_cols.size + 10)
 
         # False-alarm budget: one share per feature (and per classifier prediction), smaller
         # shares for a regressor's prediction and the multivariate score (see MonitorConfig).
@@ -382,8 +386,8 @@ class ModelMonitor:
                 alarms(stream, [alarm], _drift_kind(stream.name))
         if self.multivariate is not None:
             # clipped values: one wild value is a quality issue, not drift
-            q = len(self._num_specs)
-            xm = self.mu[:q] + self.sd[:q] * z[:, :q]
+            q = getattr(self, "_mv_cols", np.arange(len(self._num_specs)))
+            xm = self.mu[q] + self.sd[q] * z[:, q]
             alarms(self.multivariate, self.multivariate.detector.update_many(xm),
                    "multivariate_drift")
         codes = np.full((n, len(self.categorical)), -1, dtype=np.int64)
@@ -435,7 +439,8 @@ class ModelMonitor:
         for j, stream in enumerate(self.numeric):
             self.window_stats[stream.name] = self._num_refs[j].compare(self._ring_num[:m, j])
         if self.multivariate is not None:
-            rows = self._ring_num[:m, : self._mv_score.p]
+            q = getattr(self, "_mv_cols", np.arange(self._mv_score.p))
+            rows = self._ring_num[:m, q]
             self.window_stats[MULTIVARIATE] = self._mv_ref.compare(self._mv_score.transform(rows))
         for j, stream in enumerate(self.categorical):
             c = self._ring_cat[:m, j]
@@ -471,6 +476,15 @@ def stream_tolerances(
     base = Tolerance.from_mapping(spec.get("default"), default)
     per = spec.get("features") or {}
     return {n: Tolerance.from_mapping(per.get(n), base).widened(n_eff) for n in names}
+
+
+def _spread_out(x: np.ndarray) -> bool:
+    """A reference column with a scale whose most common value holds under half the rows."""
+    x = x[np.isfinite(x)]
+    if x.size < 2 or not x.std() > 0:
+        return False
+    _, counts = np.unique(x, return_counts=True)
+    return bool(counts.max() < 0.5 * x.size)
 
 
 def _drift_kind(name: str) -> str:

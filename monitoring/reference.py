@@ -5,9 +5,9 @@ Two facts decide whether drift alarms can be trusted on real data:
 * **Effective size.** A reference resampled or oversampled from a few hundred rows holds those
   few hundred rows, however many copies it carries; calibrating as if every copy were an
   independent draw makes the thresholds far too tight. :func:`reference_size` counts distinct
-  rows over the features that take many values (duplicates of such rows are copies, not
-  draws; data whose features all take few values duplicate naturally and keep their row
-  count).
+  rows when the features could form far more distinct rows than the sample has (then a
+  repeated row is a copy, not a draw); data whose features take few values together repeat
+  rows naturally and keep their row count.
 * **Practical significance.** Live traffic is never an exact draw from the reference's
   population. A :class:`Tolerance` says how much change nobody cares about (a mean shift in
   reference standard deviations, a ratio of spreads, a PSI for categories); detectors alarm
@@ -34,8 +34,10 @@ __all__ = ["ReferenceSize", "Tolerance", "reference_size", "distinct_reference",
 #: about ``2 / sqrt(n)`` standard deviations in a feature by chance (0.12 sd at 300).
 MIN_EFFECTIVE_SIZE = 300
 
-#: A feature with at most this many distinct values in the reference duplicates naturally.
-DISCRETE_VALUES = 20
+#: Repeated rows are copies when the features' distinct values could form this many times
+#: more distinct rows than the reference has (a random row then repeats with a chance of
+#: about 1%).
+DISCRETE_VALUES = 100
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,10 @@ class ReferenceSize:
     Examples
     --------
     >>> frame = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.1, 0.1]})
-    >>> reference_size(frame, ["x"], discrete_values=2)
+    >>> reference_size(frame, ["x"], discrete_values=0.5)
     ReferenceSize(rows=5, distinct_rows=3, duplicate_share=0.4, effective_size=3)
+    >>> reference_size(frame, ["x"])   # 3 values cannot make 5 distinct rows: draws
+    ReferenceSize(rows=5, distinct_rows=3, duplicate_share=0.4, effective_size=5)
     """
 
     rows: int
@@ -59,17 +63,18 @@ class ReferenceSize:
 
 
 def reference_size(
-    frame: pd.DataFrame, columns: list[str], discrete_values: int = DISCRETE_VALUES
+    frame: pd.DataFrame, columns: list[str], discrete_values: float = DISCRETE_VALUES
 ) -> ReferenceSize:
-    """Effective size of ``frame`` over ``columns``: its distinct rows, keyed by the columns
-    with more than ``discrete_values`` distinct values (all rows if there are none: repeated
-    rows of discrete data are draws, not copies)."""
+    """Effective size of ``frame`` over ``columns``: its distinct rows if the columns' distinct
+    values could form more than ``discrete_values`` times as many rows as it has (repeats are
+    then copies), else all its rows (repeats of discrete data are draws)."""
     rows = len(frame)
     cols = [c for c in columns if c in frame.columns]
-    key = [c for c in cols if frame[c].nunique(dropna=True) > discrete_values]
-    distinct = int(len(frame.drop_duplicates(subset=key))) if key and rows else rows
+    distinct = int(len(frame.drop_duplicates(subset=cols))) if cols and rows else rows
     share = round(1.0 - distinct / rows, 4) if rows else 0.0
-    return ReferenceSize(rows, distinct, share, distinct if key else rows)
+    log_rows = sum(math.log(max(frame[c].nunique(dropna=False), 1)) for c in cols)
+    copies = log_rows > math.log(max(rows, 1) * discrete_values)
+    return ReferenceSize(rows, distinct, share, distinct if copies else rows)
 
 
 @dataclass(frozen=True)
@@ -150,20 +155,19 @@ def detectable_shift(
 
 
 def distinct_reference(
-    frame: pd.DataFrame, columns: list[str], discrete_values: int = DISCRETE_VALUES
+    frame: pd.DataFrame, columns: list[str], discrete_values: float = DISCRETE_VALUES
 ) -> tuple[pd.DataFrame, ReferenceSize]:
     """``frame`` without its copies (see :func:`reference_size`) and its size.
 
     Examples
     --------
     >>> frame = pd.DataFrame({"x": [0.5, 0.7, 0.5, 0.9], "c": ["a", "b", "a", "b"]})
-    >>> kept, size = distinct_reference(frame, ["x", "c"], discrete_values=2)
+    >>> kept, size = distinct_reference(frame, ["x", "c"], discrete_values=0.5)
     >>> len(kept), size.effective_size
     (3, 3)
     """
     size = reference_size(frame, columns, discrete_values)
     if size.effective_size == size.rows:
         return frame, size
-    key = [c for c in columns
-           if c in frame.columns and frame[c].nunique(dropna=True) > discrete_values]
+    key = [c for c in columns if c in frame.columns]
     return frame.drop_duplicates(subset=key).reset_index(drop=True), size

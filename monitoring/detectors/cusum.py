@@ -10,6 +10,7 @@ variance down (``1 - z**2 - k_vd``), with thresholds from :mod:`monitoring.calib
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -193,8 +194,10 @@ class Cusum(StreamDetector):
         thresholds: tuple[float, float, float, float],
         k: tuple[float, float, float, float] = (0.25, 0.25, 0.85, 0.54),
         variance_clip: float = 3.0,
+        notes: tuple[str, ...] = (),
     ) -> None:
         self.thresholds = tuple(float(h) for h in thresholds)
+        self.notes = tuple(notes)
         self.k = tuple(float(v) for v in k)
         self.variance_clip = float(variance_clip)
         self._h = np.array(self.thresholds)
@@ -216,8 +219,9 @@ class Cusum(StreamDetector):
                               [w * float(budget.rate or 1e-6) for w in weights], budget.rng,
                               o["calibration_streams"], o["calibration_steps"],
                               o.get("effective_size"))
-        return cls((hs[0], hs[1], hs[2], hs[3]), tolerant_k(k, o.get("tolerance")),
-                   clip2**0.5)
+        kt = tolerant_k(k, o.get("tolerance"))
+        return cls((hs[0], hs[1], hs[2], hs[3]), kt, clip2**0.5,
+                   chart_notes(np.asarray(reference, dtype=float), hs, kt, o["clip_z"], clip2))
 
     def _reset(self) -> None:
         if "_bank" in vars(self):  # possibly a group's bank: zero this stream's charts only
@@ -284,11 +288,16 @@ class Cusum(StreamDetector):
         return float(self._ratios().max())
 
     def details(self) -> dict[str, Any]:
-        """Every chart's statistic and threshold (``None`` for a chart switched off)."""
+        """Every chart's statistic and threshold (``None`` for a chart switched off) and the
+        calibration's diagnostics (charts switched off or unable to fire, and why)."""
         s = self._statistics
         h = [json_value(float(v)) for v in self._h]
-        return {"charts": {name: {"statistic": float(s[c]), "threshold": h[c]}
-                           for c, name in enumerate(CHARTS)}}
+        out: dict[str, Any] = {"charts": {name: {"statistic": float(s[c]), "threshold": h[c]}
+                                          for c, name in enumerate(CHARTS)}}
+        notes = getattr(self, "notes", ())
+        if notes:
+            out["diagnostics"] = list(notes)
+        return out
 
 
 class CusumGroup(DetectorGroup):
@@ -386,6 +395,39 @@ def tolerant_k(
             round(k[2] + up, 6), round(k[3] + down, 6))
 
 
+#: A chart that needs more records than this at the largest possible signal cannot fire.
+FIRE_WITHIN = 1000
+
+
+def chart_notes(
+    x: np.ndarray, h: list[float], k: tuple[float, float, float, float], clip_z: float,
+    variance_clip2: float,
+) -> tuple[str, ...]:
+    """Diagnostics of a stream's charts: off because the reference is constant or too
+    skewed, or with a threshold no signal can reach within :data:`FIRE_WITHIN` records.
+
+    Examples
+    --------
+    >>> chart_notes(np.ones(50), [5.0, 5.0, float("inf"), float("inf")], (0.25,) * 4, 5.0, 9.0)[0]
+    'constant in the reference: no scale, every chart is off'
+    >>> chart_notes(np.arange(50.0), [5.0, 5e4, 9.0, 9.0], (0.25,) * 4, 5.0, 9.0)
+    ('cusum_mean_down: threshold 50000 cannot be reached within 1000 records',)
+    """
+    x = x[np.isfinite(x)]
+    if x.size < 2 or not x.std() > 0:
+        return ("constant in the reference: no scale, every chart is off",)
+    top = (clip_z - k[0], clip_z - k[1], variance_clip2 - 1.0 - k[2], 1.0 - k[3])
+    out = []
+    for c, name in enumerate(CHARTS):
+        if not math.isfinite(h[c]):
+            out.append(f"{name}: off, the reference is too skewed for it (under no change its "
+                       "sum would climb)")
+        elif h[c] > FIRE_WITHIN * max(top[c], 1e-9):
+            out.append(f"{name}: threshold {h[c]:.0f} cannot be reached within "
+                       f"{FIRE_WITHIN} records")
+    return tuple(out)
+
+
 def calibrate_charts(
     x: np.ndarray, k: tuple[float, ...], clip_z: float, variance_clip2: float,
     rates: list[float], rng: np.random.Generator, n_streams: int, n_steps: int,
@@ -405,8 +447,16 @@ def calibrate_charts(
     incs = (z - k[0], -z - k[1], z2 - 1 - k[2], 1 - z2 - k[3])
     out = []
     for c, rate in enumerate(rates):
-        if c >= 2 and not sd > 0:
+        if not sd > 0:  # a constant reference: no scale to measure a change in
+            out.append(float("inf"))
+            continue
+        if float(w @ incs[c].mean(axis=1)) > -UPWARD:  # climbs (or nearly) with no change
             out.append(float("inf"))
             continue
         out.append(calibrate_cusum(incs[c], rate, rng, n_streams, n_steps, weights=w))
     return out
+
+
+#: A chart whose increments average above ``-UPWARD`` under the reference is switched off:
+#: only a threshold of thousands would keep it quiet (variance-down charts of spiky features).
+UPWARD = 0.02
