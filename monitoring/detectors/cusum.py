@@ -25,6 +25,9 @@ __all__ = ["CHARTS", "Cusum", "CusumBank", "CusumGroup"]
 
 CHARTS = ("cusum_mean_up", "cusum_mean_down", "cusum_var_up", "cusum_var_down")
 
+#: A chart that needs more records than this at the largest possible signal cannot fire.
+FIRE_WITHIN = 1000
+
 
 class CusumBank:
     """A bank of one-sided CUSUM charts with per-chart thresholds and group resets.
@@ -287,6 +290,12 @@ class Cusum(StreamDetector):
             return self._fired.statistic / self._fired.threshold
         return float(self._ratios().max())
 
+    def detectable_shift(self, records: int = FIRE_WITHIN) -> float:
+        """Smallest upward mean shift (reference sd) the mean-up chart catches within
+        ``records`` records on average: its drift ``shift - k`` climbs its threshold (plus
+        the usual overshoot of 1.166) in that many records (``inf`` if the chart is off)."""
+        return float(self.k[0] + (self.thresholds[0] + 1.166) / records)
+
     def details(self) -> dict[str, Any]:
         """Every chart's statistic and threshold (``None`` for a chart switched off) and the
         calibration's diagnostics (charts switched off or unable to fire, and why)."""
@@ -393,10 +402,6 @@ def tolerant_k(
     down = 1.0 - tolerance.spread_ratio**-2
     return (round(k[0] + tolerance.mean_shift, 6), round(k[1] + tolerance.mean_shift, 6),
             round(k[2] + up, 6), round(k[3] + down, 6))
-
-
-#: A chart that needs more records than this at the largest possible signal cannot fire.
-FIRE_WITHIN = 1000
 
 
 def chart_notes(
