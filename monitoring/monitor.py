@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from monitoring.calibration import share_rate, stream_rates
 from monitoring.categorical import CategoryFrequencies, normalize_category
 from monitoring.config import MonitorConfig
 from monitoring.detectors import Alarm, Budget, StreamDetector, detector_class
+from monitoring.effect import RECENT, categorical_effect, numeric_effect
 from monitoring.events import MonitorEvent
 from monitoring.multivariate import MahalanobisScore
 from monitoring.names import LABEL, MULTIVARIATE, PREDICTION, json_value
@@ -342,14 +344,18 @@ class ModelMonitor:
         def emit(row: int, ev: MonitorEvent) -> None:
             events.append((row, len(events), ev))
 
-        def alarms(stream: _Stream, found: list[Alarm], kind: str) -> None:
+        def alarms(stream: _Stream, found: list[Alarm], kind: str,
+                   effect: Callable[[int], dict[str, Any]] | None = None) -> None:
             if found:
                 self._alarmed.add(stream.name)
             for a in found:
                 if self.drift[stream.name].alarm(base + a.row):
+                    details: dict[str, Any] = {"record_index": base + a.row}
+                    if effect is not None:  # what moved and by how much, with an interval
+                        details["effect"] = effect(a.row)
                     emit(a.row, MonitorEvent(
                         kind, stream.name, a.chart, float(a.statistic), float(a.threshold),
-                        ids[a.row], tss[a.row], {"record_index": base + a.row}))
+                        ids[a.row], tss[a.row], details))
 
         x = self._numeric_matrix(feats)
         # data quality (numeric, vectorised)
@@ -383,7 +389,8 @@ class ModelMonitor:
         for cols, group in self._numeric_groups:
             for j, alarm in group.update(z[:, cols] if len(cols) < z.shape[1] else z):
                 stream = self.numeric[cols[j]]
-                alarms(stream, [alarm], _drift_kind(stream.name))
+                alarms(stream, [alarm], _drift_kind(stream.name),
+                       partial(self._numeric_effect, cols[j], z, "var" in alarm.chart))
         if self.multivariate is not None:
             # clipped values: one wild value is a quality issue, not drift
             q = getattr(self, "_mv_cols", np.arange(len(self._num_specs)))
@@ -412,7 +419,8 @@ class ModelMonitor:
                 values.append(v)  # a missing value is not a category: the detector skips it
                 if not missing:
                     codes[i, j] = code(v)
-            alarms(stream, stream.detector.update_many(values), _drift_kind(name))
+            alarms(stream, stream.detector.update_many(values), _drift_kind(name),
+                   partial(self._categorical_effect, j, codes))
         # rings for window statistics
         self._ring_write(xs, codes)
         self.seen += n
@@ -420,6 +428,27 @@ class ModelMonitor:
         self._last_ts = tss[-1]
         events.sort(key=lambda t: (t[0], t[1]))
         return [e for _, _, e in events]
+
+    def _recent(self, ring: np.ndarray, batch: np.ndarray, row: int) -> np.ndarray:
+        """The last :data:`~monitoring.effect.RECENT` values of a stream up to ``row`` of the
+        current batch (older ones from the ring of earlier batches)."""
+        part = batch[max(0, row + 1 - RECENT) : row + 1]
+        need = min(RECENT - part.shape[0], self._ring_n)
+        if need <= 0:
+            return part
+        idx = (self._ring_pos - need + np.arange(need)) % ring.shape[0]
+        return np.concatenate([ring[idx], part])
+
+    def _numeric_effect(self, j: int, z: np.ndarray, spread: bool, row: int) -> dict[str, Any]:
+        ring = (self._ring_num[:, j] - self.mu[j]) / self.sd[j]
+        c = self.config.clip_z
+        return numeric_effect(np.clip(self._recent(ring, z[:, j], row), -c, c), spread)
+
+    def _categorical_effect(self, j: int, codes: np.ndarray, row: int) -> dict[str, Any]:
+        probs = self._frequencies[j].probs
+        recent = self._recent(self._ring_cat[:, j], codes[:, j], row)
+        window = getattr(self.categorical[j].detector, "window", RECENT)
+        return categorical_effect(recent[-window:], probs / probs.sum())
 
     def _ring_write(self, xs: np.ndarray, codes: np.ndarray) -> None:
         w = self._ring_num.shape[0]
