@@ -5,9 +5,9 @@ Two facts decide whether drift alarms can be trusted on real data:
 * **Effective size.** A reference resampled or oversampled from a few hundred rows holds those
   few hundred rows, however many copies it carries; calibrating as if every copy were an
   independent draw makes the thresholds far too tight. :func:`reference_size` counts distinct
-  rows when the features could form far more distinct rows than the sample has (then a
-  repeated row is a copy, not a draw); data whose features take few values together repeat
-  rows naturally and keep their row count.
+  rows when a feature holds fractional numbers or the features could form far more distinct
+  rows than the sample has (then a repeated row is a copy, not a draw); data whose features
+  take few values together repeat rows naturally and keep their row count.
 * **Practical significance.** Live traffic is never an exact draw from the reference's
   population. A :class:`Tolerance` says how much change nobody cares about (a mean shift in
   reference standard deviations, a ratio of spreads, a PSI for categories); detectors alarm
@@ -46,10 +46,10 @@ class ReferenceSize:
 
     Examples
     --------
-    >>> frame = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.1, 0.1]})
-    >>> reference_size(frame, ["x"], discrete_values=0.5)
+    >>> frame = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.1, 0.1], "k": [1, 2, 3, 1, 1]})
+    >>> reference_size(frame, ["x"])   # fractional values repeated: copies
     ReferenceSize(rows=5, distinct_rows=3, duplicate_share=0.4, effective_size=3)
-    >>> reference_size(frame, ["x"])   # 3 values cannot make 5 distinct rows: draws
+    >>> reference_size(frame, ["k"])   # 3 integers cannot make 5 distinct rows: draws
     ReferenceSize(rows=5, distinct_rows=3, duplicate_share=0.4, effective_size=5)
     """
 
@@ -62,18 +62,29 @@ class ReferenceSize:
         return asdict(self)
 
 
+def _continuous(column: pd.Series) -> bool:
+    """A numeric column with fractional values: a repeated value is a copy, not a draw."""
+    if not pd.api.types.is_float_dtype(column):
+        return False
+    x = column.to_numpy(dtype=float)
+    x = x[np.isfinite(x)]
+    return bool(x.size) and not np.array_equal(x, np.round(x))
+
+
 def reference_size(
     frame: pd.DataFrame, columns: list[str], discrete_values: float = DISCRETE_VALUES
 ) -> ReferenceSize:
-    """Effective size of ``frame`` over ``columns``: its distinct rows if the columns' distinct
-    values could form more than ``discrete_values`` times as many rows as it has (repeats are
-    then copies), else all its rows (repeats of discrete data are draws)."""
+    """Effective size of ``frame`` over ``columns``: its distinct rows if a column holds
+    fractional numbers or the columns' distinct values could form more than
+    ``discrete_values`` times as many rows as it has (repeats are then copies), else all its
+    rows (repeats of discrete data are draws)."""
     rows = len(frame)
     cols = [c for c in columns if c in frame.columns]
     distinct = int(len(frame.drop_duplicates(subset=cols))) if cols and rows else rows
     share = round(1.0 - distinct / rows, 4) if rows else 0.0
-    log_rows = sum(math.log(max(frame[c].nunique(dropna=False), 1)) for c in cols)
-    copies = log_rows > math.log(max(rows, 1) * discrete_values)
+    copies = any(_continuous(frame[c]) for c in cols) or sum(
+        math.log(max(frame[c].nunique(dropna=False), 1)) for c in cols
+    ) > math.log(max(rows, 1) * discrete_values)
     return ReferenceSize(rows, distinct, share, distinct if copies else rows)
 
 
