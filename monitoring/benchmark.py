@@ -387,7 +387,8 @@ def ideal_cusum_delays(
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="small run (~20 s)")
+    ap.add_argument("--quick", action="store_true",
+                    help="small run (a few minutes; the real-data part calibrates 8 models)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     q = a.quick
@@ -437,12 +438,12 @@ def main(argv: list[str] | None = None) -> None:
         n = 20_000 if q else 50_000
         print(f"{p:2d} features: update_many(batch=1000) {cost(p, n, a.seed, 1000):7.2f} us,"
               f"  update() {cost(p, 2_000 if q else 5_000, a.seed, 1):7.1f} us")
-    seeds = 2 if q else 5
+    seeds, n_real = (2, 5_000) if q else (5, 20_000)
     print(f"\n== Real data (reference: half a subpopulation resampled to 2,000 rows; "
-          f"{seeds} seeds x 20,000 stationary records) ==")
+          f"{seeds} seeds x {n_real:,} stationary records) ==")
     from monitoring.benchmark_real import DATASETS, print_real_table, real_table
 
-    print_real_table(real_table(list(DATASETS), list(range(seeds)), 20_000), seeds)
+    print_real_table(real_table(list(DATASETS), list(range(seeds)), n_real), seeds)
     st, dr = sustained_cost(30, 10_000 if q else 50_000, a.seed, 5000)
     print(f"30 features, batches of 5,000: stationary {st:7.2f} us, sustained 1 sd drift on "
           f"every feature {dr:7.2f} us ({dr / st:.2f}x)")
