@@ -8,6 +8,7 @@ Labels stay bounded: model names are the served ones, never a client-supplied st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -82,6 +83,7 @@ class MonitorMetrics:
     drift_score: Gauge
     drift_active: Gauge
     drift_events: Counter
+    drift_effect: Gauge
     performance: Gauge
     lag_records: Gauge
     lag_seconds: Gauge
@@ -114,6 +116,13 @@ def _monitor_metrics(registry: CollectorRegistry) -> MonitorMetrics:
             "driftgate_drift_events_total", "Drift, performance and resolution events.",
             ["model", "feature", "kind"], registry=registry,
         ),
+        drift_effect=Gauge(
+            "driftgate_drift_effect",
+            "Estimated effect at a stream's last drift alarm: measure mean_shift (reference sd), "
+            "spread_ratio or psi; bound estimate, low or high (95% interval).",
+            ["model", "feature", "measure", "bound"], multiprocess_mode="mostrecent",
+            registry=registry,
+        ),
         performance=Gauge(
             "driftgate_model_performance", "Rolling quality from feedback labels.",
             ["model", "version", "metric"], multiprocess_mode="mostrecent", registry=registry,
@@ -143,6 +152,28 @@ def _monitor_metrics(registry: CollectorRegistry) -> MonitorMetrics:
             multiprocess_mode="mostrecent", registry=registry,
         ),
     )
+
+
+#: Measures of ``driftgate_drift_effect`` (the keys of a drift event's ``effect``).
+EFFECT_MEASURES = ("mean_shift", "spread_ratio", "psi")
+
+
+def export_effect(
+    metrics: MonitorMetrics, model: str, feature: str, effect: dict[str, Any]
+) -> None:
+    """Set ``driftgate_drift_effect`` from a drift event's ``effect`` (estimate and interval).
+
+    >>> m = _monitor_metrics(CollectorRegistry())
+    >>> export_effect(m, "iris", "petal_length", {"psi": 0.3, "psi_ci": [0.2, 0.4], "n": 300})
+    >>> m.drift_effect.labels("iris", "petal_length", "psi", "high")._value.get()
+    0.4
+    """
+    for measure in EFFECT_MEASURES:
+        if measure not in effect:
+            continue
+        low, high = effect.get(f"{measure}_ci", (effect[measure], effect[measure]))
+        for bound, value in (("estimate", effect[measure]), ("low", low), ("high", high)):
+            metrics.drift_effect.labels(model, feature, measure, bound).set(float(value))
 
 
 def exposed_names() -> set[str]:

@@ -24,7 +24,7 @@ from models.registry import get_model
 from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
 from monitoring.names import MODEL_STREAM, json_value
 from monitoring.state import SnapshotVersionError
-from service.metrics import MonitorMetrics
+from service.metrics import MonitorMetrics, export_effect
 from service.store.base import KeyValueStore, LogStore, MonitorStateStore
 from service.store.records import PredictionRecord
 
@@ -221,6 +221,9 @@ class MonitorRunner:
             if self.metrics is not None:
                 feature = event.event.feature or MODEL_STREAM
                 self.metrics.drift_events.labels(event.model, feature, event.kind).inc()
+                effect = event.event.details.get("effect") if event.event.details else None
+                if effect:
+                    export_effect(self.metrics, event.model, feature, effect)
             if event.kind in RETRAIN_KINDS:
                 by_model[(event.model, event.version)].append(event)
         if self.retrain is None:
