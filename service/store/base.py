@@ -47,9 +47,11 @@ class LogStore(Protocol):
         """Commit ``records`` in one transaction; sets each ``record.offset``."""
 
     def read_after(
-        self, offset: int, limit: int, models: set[str] | None = None
+        self, offset: int, limit: int, models: set[str] | None = None,
+        exclude: set[str] | None = None,
     ) -> list[PredictionRecord]:
-        """Records with offset > ``offset`` in offset order (at most ``limit``)."""
+        """Records with offset > ``offset`` in offset order (at most ``limit``), of
+        ``models`` only and none of ``exclude`` when given."""
 
     def get(self, ids: Sequence[str]) -> list[PredictionRecord]:
         """Records by prediction id (unknown ids are left out)."""
@@ -57,8 +59,10 @@ class LogStore(Protocol):
     def high_water_offset(self) -> int:
         """Highest offset a consumer can read now (0 when the log is empty)."""
 
-    def lag(self, offset: int, models: set[str] | None = None) -> tuple[int, float]:
-        """(readable records after ``offset`` (of ``models`` only, when given), age in
+    def lag(
+        self, offset: int, models: set[str] | None = None, exclude: set[str] | None = None
+    ) -> tuple[int, float]:
+        """(readable records after ``offset`` (filtered as :meth:`read_after`), age in
         seconds of the oldest of them)."""
 
     # -- labels ------------------------------------------------------------------------

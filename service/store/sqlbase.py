@@ -93,16 +93,15 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables):
 
     # -- predictions -------------------------------------------------------------------
     def read_after(
-        self, offset: int, limit: int, models: set[str] | None = None
+        self, offset: int, limit: int, models: set[str] | None = None,
+        exclude: set[str] | None = None,
     ) -> list[PredictionRecord]:
         sql = f"SELECT {PRED_COLS} FROM predictions WHERE log_offset > ?"
         params: list[Any] = [offset]
-        if models is not None:
-            if not models:
-                return []
-            sql += f" AND model IN ({','.join('?' * len(models))})"
-            params.extend(sorted(models))
-        sql += f"{self._horizon('log_offset')} ORDER BY log_offset LIMIT ?"
+        where = _model_filter(models, exclude, params)
+        if where is None:
+            return []
+        sql += f"{where}{self._horizon('log_offset')} ORDER BY log_offset LIMIT ?"
         params.append(limit)
         with self._read() as cur:
             return [self._record(r) for r in self._select(cur, sql, params)]
@@ -122,14 +121,14 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables):
             value = self._select(cur, sql)[0][0]
         return int(value or 0)
 
-    def lag(self, offset: int, models: set[str] | None = None) -> tuple[int, float]:
-        where = f"log_offset > ?{self._horizon('log_offset')}"
+    def lag(
+        self, offset: int, models: set[str] | None = None, exclude: set[str] | None = None
+    ) -> tuple[int, float]:
         params: list[Any] = [offset]
-        if models is not None:
-            if not models:
-                return 0, 0.0
-            where += f" AND model IN ({','.join('?' * len(models))})"
-            params.extend(sorted(models))
+        models_sql = _model_filter(models, exclude, params)
+        if models_sql is None:
+            return 0, 0.0
+        where = f"log_offset > ?{models_sql}{self._horizon('log_offset')}"
         with self._read() as cur:
             count = self._select(cur, f"SELECT count(*) FROM predictions WHERE {where}", params)[
                 0
@@ -512,6 +511,23 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables):
                 (pattern, updated_before),
             )
             return int(cur.rowcount or 0)
+
+
+def _model_filter(
+    models: set[str] | None, exclude: set[str] | None, params: list[Any]
+) -> str | None:
+    """SQL restricting ``model`` to ``models`` and not ``exclude`` (parameters appended to
+    ``params``); None when nothing can match."""
+    sql = ""
+    if models is not None:
+        if not models:
+            return None
+        sql += f" AND model IN ({','.join('?' * len(models))})"
+        params.extend(sorted(models))
+    if exclude:
+        sql += f" AND model NOT IN ({','.join('?' * len(exclude))})"
+        params.extend(sorted(exclude))
+    return sql
 
 
 def _opt_float(value: Any) -> float | None:

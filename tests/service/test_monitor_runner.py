@@ -113,11 +113,11 @@ def test_failed_step_replays_from_checkpoint_without_losing_or_duplicating(tmp_p
     real_append = store.append_events
     failures = {"left": 1}
 
-    def flaky_append(events):
+    def flaky_append(events, fence=None):
         if events and failures["left"]:
             failures["left"] -= 1
             raise OSError("connection lost")
-        real_append(events)
+        return real_append(events, fence=fence)
 
     store.append_events = flaky_append
     with pytest.raises(OSError):
