@@ -61,7 +61,9 @@ class _Held:
     runner: MonitorRunner
     renewed: float
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    lost: bool = False  # a fenced write was rejected
+    lost: bool = False  # a fenced write was rejected, or the lease could not be renewed
+    leaving: bool = False  # stopping: its last step finishes, then it is handed over
+    finish: asyncio.Task[None] | None = None
     task: asyncio.Task[None] | None = None
 
 
@@ -93,12 +95,17 @@ class MonitorNode:
 
     # -- public --------------------------------------------------------------------------
     @property
+    def working(self) -> list[int]:
+        """The partitions this node holds and is not handing over."""
+        return sorted(p for p, h in self.held.items() if not h.leaving)
+
+    @property
     def active(self) -> bool:
-        return bool(self.held)
+        return bool(self.working)
 
     def owns(self, model: str) -> bool:
-        """Whether a partition this node holds monitors ``model``."""
-        return self.partitioning.partition_of(model) in self.held
+        """Whether a partition this node works on monitors ``model``."""
+        return self.partitioning.partition_of(model) in self.working
 
     async def run(self, stop: asyncio.Event) -> None:
         """Coordinate until ``stop`` is set; then hand every partition over."""
@@ -129,23 +136,28 @@ class MonitorNode:
         rows = await asyncio.to_thread(self.store.lease_list, MEMBER_PREFIX)
         self.members = max(1, sum(1 for r in rows if r.expires_in > 0))
         fair = math.ceil(count / self.members)
-        for partition in sorted(self.held):
-            if self.held[partition].lost:
-                await self.drop(partition, hand_over=False)
+        # renewals never wait for a step: a partition being handed over is still renewed
+        # until its last step is done and its checkpoint written
+        for partition, held in sorted(self.held.items()):
+            if self.held.get(partition) is not held:
+                continue  # let go meanwhile
+            if held.lost:
+                self._leave(partition, hand_over=False)
             else:
                 await self._renew(partition)
-        while len(self.held) > fair:
-            await self.drop(max(self.held), hand_over=True)
+        working = self.working
+        while len(working) > fair:
+            self._leave(working.pop(), hand_over=True)
         for partition in range(count):
-            if len(self.held) >= fair:
+            if len(working) >= fair:
                 break
             if partition in self.held:
                 continue
             lease = await asyncio.to_thread(self.store.lease_acquire,
                                             self.partitioning.lease_name(partition),
                                             self.holder, ttl)
-            if lease is not None:
-                await self._take(partition, lease)
+            if lease is not None and await self._take(partition, lease):
+                working.append(partition)
         self._export()
 
     async def shutdown(self) -> None:
@@ -180,14 +192,14 @@ class MonitorNode:
             status_key=p.status_key(partition),
         )  # fmt: skip
 
-    async def _take(self, partition: int, lease: Lease) -> None:
+    async def _take(self, partition: int, lease: Lease) -> bool:
         """Start working on a partition just acquired: resume from its checkpoint."""
         try:
             runner = await asyncio.to_thread(self._factory, partition)
         except Exception:
             log.exception("partition %d: cannot load its checkpoint; releasing", partition)
             await asyncio.to_thread(self.store.lease_release, lease)
-            return
+            return False
         runner.fence = lease
         held = _Held(lease, runner, time.monotonic())
         self.held[partition] = held
@@ -195,6 +207,7 @@ class MonitorNode:
             held.task = asyncio.create_task(self._work(partition, held))
         log.info("partition %d (%s): active with token %d from offset %d", partition,
                  lease.name, lease.token, runner.offset)
+        return True
 
     async def _renew(self, partition: int) -> None:
         held = self.held[partition]
@@ -209,25 +222,39 @@ class MonitorNode:
                 held.renewed = time.monotonic()
         if not ok:
             log.warning("partition %d: lease lost; standing down", partition)
-            await self.drop(partition, hand_over=False)
+            held.lost = True
+            self._leave(partition, hand_over=False)
+
+    def _leave(self, partition: int, *, hand_over: bool) -> asyncio.Task[None]:
+        """Stop working on a partition (in the background: its step in flight finishes
+        first); with ``hand_over`` checkpoint it and release its lease (a standby takes it
+        at once), else (lost) just stop."""
+        held = self.held[partition]
+        if held.finish is None:
+            held.leaving = True
+            held.done.set()
+            held.finish = asyncio.create_task(self._finish(partition, held, hand_over))
+        return held.finish
 
     async def drop(self, partition: int, *, hand_over: bool) -> None:
-        """Stop working on a partition; with ``hand_over`` checkpoint it and release its
-        lease (a standby takes it at once), else (lost) just stop."""
-        held = self.held.pop(partition, None)
-        if held is None:
-            return
-        held.done.set()
+        """:meth:`_leave` and wait until the partition is let go."""
+        if partition in self.held:
+            await self._leave(partition, hand_over=hand_over)
+
+    async def _finish(self, partition: int, held: _Held, hand_over: bool) -> None:
         if held.task is not None:
             with contextlib.suppress(Exception):
                 await held.task
-        if hand_over:
+        if hand_over and not held.lost:
             try:
                 await asyncio.to_thread(held.runner.checkpoint)
                 await asyncio.to_thread(self.store.lease_release, held.lease)
             except Exception:  # lost meanwhile: the next holder resumes from the last one
                 log.warning("partition %d: hand-over incomplete", partition, exc_info=True)
+                hand_over = False
         held.runner.retire_metrics()
+        if self.held.get(partition) is held:
+            del self.held[partition]
         self._export()
         log.info("partition %d: %s", partition, "handed over" if hand_over else "dropped")
 
@@ -262,7 +289,7 @@ class MonitorNode:
     async def _rollout_loop(self, stop: asyncio.Event) -> None:
         """Evaluate the running rollouts of the held partitions' models."""
         while not stop.is_set():
-            if self.rollouts is not None and self.held and self.settings.monitoring_enabled:
+            if self.rollouts is not None and self.active and self.settings.monitoring_enabled:
                 try:
                     await asyncio.to_thread(self.rollouts.tick, self.owns)
                 except Exception:  # the store may be briefly away: next interval
@@ -287,8 +314,9 @@ class MonitorNode:
         m = self.metrics
         if m is None:
             return
+        working = self.working
         for partition in range(self.partitioning.count):
-            m.partition_active.labels(str(partition)).set(1 if partition in self.held else 0)
-        lags = [h.runner.lag for h in self.held.values()]
+            m.partition_active.labels(str(partition)).set(1 if partition in working else 0)
+        lags = [self.held[p].runner.lag for p in working]
         m.lag_records.set(sum(r for r, _ in lags) if lags else math.nan)
         m.lag_seconds.set(max(sec for _, sec in lags) if lags else math.nan)
