@@ -81,8 +81,10 @@ def throughput(url: str, models: list[str], partitions: int, records: int,
     monitors = [start_monitor(workdir / f"p{partitions}", env, wait=False)
                 for _ in range(partitions)]
     try:
-        started = time.time()
-        _wait(lambda: _caught_up(store, partitioning, started), 600, "warm-up")
+        # warm: every process up and holding its one partition (balanced), detectors calibrated
+        _wait(lambda: [_held(m) for m in monitors] == [1] * partitions, 600, "one each")
+        balanced = time.time()
+        _wait(lambda: _caught_up(store, partitioning, balanced), 600, "warm-up")
         batch = records_for(models, records, seed=partitions)
         store.append(batch)  # one transaction: every record visible at once
         committed = time.time()
@@ -130,6 +132,13 @@ def takeovers(url: str, kills: int, workdir: Path) -> list[float]:
         for monitor in monitors:
             stop_monitor(monitor)
     return times
+
+
+def _held(monitor: Server) -> int:
+    try:
+        return len(httpx.get(f"{monitor.url}/status", timeout=1).json()["held"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        return -1
 
 
 def _ready(monitor: Server) -> bool:

@@ -35,7 +35,7 @@ from typing import Any
 from service.alerts import ALERT_KEY_PREFIX
 from service.config import Settings, monitor_config
 from service.metrics import MonitorMetrics
-from service.monitor_runner import MonitorRunner
+from service.monitor_runner import CONSUMER, MonitorRunner
 from service.partitions import MEMBER_PREFIX, Partitioning
 from service.retraining import Retraining
 from service.rollout import Rollouts
@@ -189,7 +189,7 @@ class MonitorNode:
         return MonitorRunner(
             self.store, monitor_config(s), self.metrics, retrain=retrain, batch=s.monitor_batch,
             consumer=p.consumer(partition), owns=owns, partition=str(partition),
-            status_key=p.status_key(partition),
+            status_key=p.status_key(partition), seed=CONSUMER if p.count > 1 else None,
         )  # fmt: skip
 
     async def _take(self, partition: int, lease: Lease) -> bool:

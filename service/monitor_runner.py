@@ -112,6 +112,7 @@ class MonitorRunner:
         owns: Callable[[str], bool] | None = None,
         partition: str | None = None,
         status_key: str = KV_MONITOR_STATUS,
+        seed: str | None = None,
     ) -> None:
         """``fresh`` ignores (and never writes) a checkpoint: for replays. ``models`` limits
         the runner to those models; ``owns`` to the models it accepts (a partition's: the
@@ -120,7 +121,9 @@ class MonitorRunner:
         ``partition`` labels its lag gauges (the process then reports its total lag);
         ``status_key`` is where :meth:`checkpoint` publishes offsets and lag. Set
         :attr:`fence` to the lease the runner works under: its checkpoint, events and retrain
-        requests are then written only while that lease is held."""
+        requests are then written only while that lease is held. ``seed`` names a consumer
+        whose checkpoint a runner without one of its own starts from (its owned models'
+        detector states): a single monitor split into partitions resumes where it was."""
         self.store = store
         self.config = config
         self.metrics = metrics
@@ -134,6 +137,7 @@ class MonitorRunner:
         self.since = since
         self.fresh = fresh
         self.owns = owns
+        self.seed = seed
         self.others: set[str] = set()  # models seen in the log that belong to others
         self.partition = partition
         self.status_key = status_key
@@ -153,11 +157,18 @@ class MonitorRunner:
         """
         self.offset, self.label_offset, self.monitors = 0, 0, {}
         checkpoint = None if self.fresh else self.store.load_checkpoint(self.consumer)
+        if checkpoint is None and self.seed is not None and not self.fresh:
+            checkpoint = self.store.load_checkpoint(self.seed)
+            if checkpoint is not None:
+                log.info("%s starts from %s's checkpoint (offset %d)", self.consumer,
+                         self.seed, checkpoint.offset)
         if checkpoint is not None:
             self.offset = checkpoint.offset
             self.label_offset = checkpoint.label_offset
             snapshots: dict[Key, bytes] = pickle.loads(checkpoint.state) if checkpoint.state else {}
             for key, blob in snapshots.items():
+                if self.owns is not None and not self.owns(key[0]):
+                    continue
                 try:
                     self.monitors[key] = ModelMonitor.restore(blob)
                 except SnapshotVersionError as error:
