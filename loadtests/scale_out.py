@@ -10,7 +10,7 @@ processes start (the models spread evenly, one lease each), calibrate on the war
 catch up; then ``--records`` records (spread over the 4 models) are committed in ONE
 transaction and the clock runs from that commit until every partition reports no lag.
 
-Takeover: two monitors with the default lease (``DRIFTGATE_MONITOR_LEASE_SECONDS``=6,
+Takeover: two monitors with the default lease (``DRIFTGATE_MONITOR_LEASE_SECONDS``=5,
 ``..._POLL_SECONDS``=1); the active one is killed with SIGKILL, the time until the other
 reports itself active is taken, a fresh standby is started; ``--kills`` times. Prints the
 median and the maximum.
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                   f" {rate:,.0f} records/s ({args.records} records, 4 models)", flush=True)
         if args.kills:
             times = takeovers(url, args.kills, workdir)
-            print(f"takeover after SIGKILL over {len(times)} kills (lease 6 s, poll 1 s): "
+            print(f"takeover after SIGKILL over {len(times)} kills (lease 5 s, poll 1 s): "
                   f"median {statistics.median(times):.2f} s, max {max(times):.2f} s")
     finally:
         drop_pg_database(args.postgres, database)

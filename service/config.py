@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         "others go by a stable hash of their name."
     )
     monitor_lease_seconds: float = Field(
-        6.0, gt=0, description="A monitor's lease expires this long after its last renewal "
+        5.0, gt=0, description="A monitor's lease expires this long after its last renewal "
         "(a standby takes over then)."
     )
     monitor_lease_poll_seconds: float = Field(
