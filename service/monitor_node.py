@@ -107,6 +107,12 @@ class MonitorNode:
         """Whether a partition this node works on monitors ``model``."""
         return self.partitioning.partition_of(model) in self.working
 
+    def drifted(self, model: str, version: str) -> list[str]:
+        """The drift-active streams of a version, from the runner of its partition (none
+        when this node does not hold it)."""
+        held = self.held.get(self.partitioning.partition_of(model))
+        return [] if held is None or held.leaving else held.runner.drifted(model, version)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Coordinate until ``stop`` is set; then hand every partition over."""
         tasks = [asyncio.create_task(self._rollout_loop(stop))]

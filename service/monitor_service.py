@@ -84,4 +84,5 @@ def build_node(settings: Settings | None = None) -> tuple[Settings, Store, Monit
                         webhooks=lambda: settings.serving().webhooks)
     node = MonitorNode(store, settings, metrics=metrics, retraining=retraining,
                        rollouts=rollouts if settings.monitoring_enabled else None)
+    rollouts.drifted = node.drifted  # the drift gate reads the detectors of the model's runner
     return settings, store, node
