@@ -46,6 +46,7 @@ __all__ = ["MonitorNode", "default_holder"]
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 3600.0
+MEMBER_FORGET_SECONDS = 3600.0  # a monitor process's heartbeat expired this long is deleted
 
 
 def default_holder() -> str:
@@ -92,6 +93,7 @@ class MonitorNode:
         self.held: dict[int, _Held] = {}
         self.members = 1
         self.started_at = time.time()
+        self._pruned = 0.0
 
     # -- public --------------------------------------------------------------------------
     @property
@@ -139,6 +141,10 @@ class MonitorNode:
         ttl = s.monitor_lease_seconds
         await asyncio.to_thread(self.store.lease_acquire, MEMBER_PREFIX + self.holder,
                                 self.holder, ttl)
+        if time.monotonic() - self._pruned >= MEMBER_FORGET_SECONDS:
+            self._pruned = time.monotonic()  # departed processes' heartbeats
+            await asyncio.to_thread(self.store.lease_prune, MEMBER_PREFIX,
+                                    MEMBER_FORGET_SECONDS)
         rows = await asyncio.to_thread(self.store.lease_list, MEMBER_PREFIX)
         self.members = max(1, sum(1 for r in rows if r.expires_in > 0))
         fair = math.ceil(count / self.members)

@@ -254,6 +254,10 @@ class LeaseStore(Protocol):
     def lease_list(self, prefix: str = "") -> list[LeaseRow]:
         """Leases whose name starts with ``prefix``."""
 
+    def lease_prune(self, prefix: str, expired_for_seconds: float) -> int:
+        """Delete leases whose name starts with ``prefix`` expired for longer than that
+        (departed monitors' heartbeats); how many."""
+
 
 @runtime_checkable
 class DeliveryStore(OutboxStore, KeyValueStore, Protocol):

@@ -94,7 +94,7 @@ class LeaseTables(SqlHooks):
             )  # fmt: skip
 
     def lease_list(self, prefix: str = "") -> list[LeaseRow]:
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = _like(prefix)
         with self._read() as cur:
             rows = self._select(
                 cur,
@@ -103,6 +103,16 @@ class LeaseTables(SqlHooks):
                 (pattern,),
             )
         return [LeaseRow(r[0], r[1], int(r[2]), float(r[3]), float(r[4])) for r in rows]
+
+    def lease_prune(self, prefix: str, expired_for_seconds: float) -> int:
+        pattern = _like(prefix)
+        with self._write() as cur:
+            cur.execute(
+                self._q("DELETE FROM leases WHERE name LIKE ? ESCAPE '\\'"
+                        f" AND expires_at < {self._now_sql()} - ?"),
+                (pattern, expired_for_seconds),
+            )  # fmt: skip
+            return int(cur.rowcount or 0)
 
     def _check_fence(self, cur: Any, fence: Lease | None) -> None:
         """Raise :class:`LeaseLost` unless ``fence`` is held now (inside a write tx)."""
@@ -116,3 +126,8 @@ class LeaseTables(SqlHooks):
         )
         if not rows:
             raise LeaseLost(fence)
+
+
+def _like(prefix: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching names that start with ``prefix``."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

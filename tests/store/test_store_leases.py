@@ -107,3 +107,13 @@ def test_a_takeover_waits_for_a_fenced_write_in_flight(store_url: str) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_departed_holders_heartbeats_are_pruned(store: Store) -> None:
+    assert store.lease_acquire("monitor-member:gone", "gone", 0.1) is not None
+    assert store.lease_acquire("monitor-member:here", "here", 30) is not None
+    assert store.lease_acquire("monitor", "here", 0.1) is not None
+    time.sleep(0.3)
+    assert store.lease_prune("monitor-member:", 60) == 0  # expired, but not for long
+    assert store.lease_prune("monitor-member:", 0.1) == 1
+    assert [r.name for r in store.lease_list()] == ["monitor", "monitor-member:here"]
