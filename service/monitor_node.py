@@ -116,7 +116,14 @@ class MonitorNode:
         return [] if held is None or held.leaving else held.runner.drifted(model, version)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Coordinate until ``stop`` is set; then hand every partition over."""
+        """Coordinate until ``stop`` is set; then hand every partition over. With
+        monitoring switched off the process takes no lease (it must not keep a monitor of
+        the store from running) and only delivers webhooks (several senders share the
+        outbox safely)."""
+        if not self.settings.monitoring_enabled:
+            if self.retraining is not None:
+                await self.retraining.run(stop)
+            return
         tasks = [asyncio.create_task(self._rollout_loop(stop))]
         if self.retraining is not None:
             tasks.append(asyncio.create_task(
@@ -215,8 +222,7 @@ class MonitorNode:
         runner.fence = lease
         held = _Held(lease, runner, time.monotonic())
         self.held[partition] = held
-        if self.settings.monitoring_enabled:  # else the lease only elects the webhook sender
-            held.task = asyncio.create_task(self._work(partition, held))
+        held.task = asyncio.create_task(self._work(partition, held))
         log.info("partition %d (%s): active with token %d from offset %d", partition,
                  lease.name, lease.token, runner.offset)
         return True
@@ -301,7 +307,7 @@ class MonitorNode:
     async def _rollout_loop(self, stop: asyncio.Event) -> None:
         """Evaluate the running rollouts of the held partitions' models."""
         while not stop.is_set():
-            if self.rollouts is not None and self.active and self.settings.monitoring_enabled:
+            if self.rollouts is not None and self.active:
                 try:
                     await asyncio.to_thread(self.rollouts.tick, self.owns)
                 except Exception:  # the store may be briefly away: next interval
