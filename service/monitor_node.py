@@ -279,7 +279,7 @@ class MonitorNode:
     async def _work(self, partition: int, held: _Held) -> None:
         """Step the partition's runner until it is dropped; checkpoint periodically."""
         s, runner = self.settings, held.runner
-        last_checkpoint = last_prune = time.monotonic()
+        last_checkpoint, last_prune = time.monotonic(), -math.inf  # prune soon after start
         while not held.done.is_set():
             result = None
             try:
