@@ -134,6 +134,7 @@ class MonitorNode:
                     await self.coordinate()
                 except Exception:  # the store may be away: renewals are retried next tick
                     log.exception("monitor lease coordination failed")
+                    self._stand_down_unrenewed()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.monitor_lease_poll_seconds)
         finally:
@@ -242,6 +243,16 @@ class MonitorNode:
             log.warning("partition %d: lease lost; standing down", partition)
             held.lost = True
             self._leave(partition, hand_over=False)
+
+    def _stand_down_unrenewed(self) -> None:
+        """Cut off from the store: a lease not renewed for its whole term is another's by
+        now (its writes would be rejected anyway); stop working on it."""
+        for partition, held in list(self.held.items()):
+            expired = time.monotonic() - held.renewed >= self.settings.monitor_lease_seconds
+            if expired and not held.lost:
+                log.warning("partition %d: lease not renewed in time; standing down", partition)
+                held.lost = True
+                self._leave(partition, hand_over=False)
 
     def _leave(self, partition: int, *, hand_over: bool) -> asyncio.Task[None]:
         """Stop working on a partition (in the background: its step in flight finishes

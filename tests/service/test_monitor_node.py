@@ -13,6 +13,7 @@ from service.config import Settings
 from service.monitor_node import MonitorNode
 from service.monitor_runner import MonitorRunner
 from service.partitions import Partitioning
+from service.store.entities import LeaseLost
 from service.store.factory import open_store
 
 STEP_SECONDS = 1.5  # longer than a lease renewal interval: renewals must not wait for it
@@ -82,5 +83,54 @@ def test_a_second_node_gets_half_and_the_first_keeps_its_other_lease(store, tmp_
         assert _tokens(store) == {"monitor:0/2": ("b", 2), "monitor:1/2": ("b", 2)}
         stop_b.set()
         await run_b
+
+    asyncio.run(scenario())
+
+
+class CutOff:
+    """A store whose every call fails while ``cut`` is set (a network partition)."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.cut = False
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            if self.cut:
+                raise ConnectionError("no route to the database")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_a_monitor_cut_off_from_the_store_stands_down_and_its_writes_are_fenced(
+        store, tmp_path):
+    async def scenario() -> None:
+        link = CutOff(store)
+        a, b = _node(link, tmp_path, "a"), _node(store, tmp_path, "b")
+        stop_a, stop_b = asyncio.Event(), asyncio.Event()
+        run_a = asyncio.create_task(a.run(stop_a))
+        await _until(lambda: a.working == [0, 1], 5)
+        runner = a.held[0].runner
+        run_b = asyncio.create_task(b.run(stop_b))
+        await _until(lambda: len(b.working) == 1, 10)
+        link.cut = True  # a can no longer renew; b takes its partition after the lease
+        await _until(lambda: b.working == [0, 1], 10)
+        await _until(lambda: not a.held, 5)  # a stood down once its lease ran out
+        with pytest.raises(LeaseLost):  # a late write of a's old runner is rejected
+            link.cut = False
+            runner.checkpoint()
+        # a is back: b hands it one partition (a new term), nothing is taken from b by force
+        await _until(lambda: len(a.working) == 1 and len(b.working) == 1, 10)
+        tokens = _tokens(store)
+        assert sorted(holder for holder, _ in tokens.values()) == ["a", "b"]
+        assert all(token >= 2 for _, token in tokens.values())
+        stop_a.set()
+        stop_b.set()
+        await asyncio.gather(run_a, run_b)
 
     asyncio.run(scenario())
