@@ -44,7 +44,7 @@ class Retraining:
         reference_fingerprint: str | None, fence: Lease | None = None,
     ) -> list[str]:
         """Queue a retrain request (with ``fence``: only while the monitor holds it)."""
-        evidence = drift_evidence(e.to_row() for e in events)
+        evidence = drift_evidence(e.event for e in events)
         return self.requests.request(
             model, version, trigger, evidence, reference_fingerprint, time.time(), fence=fence
         )

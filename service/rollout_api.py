@@ -53,9 +53,9 @@ class RolloutRequest(BaseModel):
     reason: str | None = Field(None, max_length=1000)
     shadow_first: bool = Field(False, description="Begin with a shadow step gated on "
                                "row-by-row agreement with the default.")
-    max_disagreement: float = Field(0.1, ge=0, lt=1, description="Shadow step: the largest "
+    max_disagreement: float = Field(0.1, ge=0, le=1, description="Shadow step: the largest "
                                     "share of rows allowed to disagree with the default.")
-    error_margin: float = Field(0.01, ge=0, lt=1, description="Share gate: how much more "
+    error_margin: float = Field(0.01, ge=0, le=1, description="Share gate: how much more "
                                 "of its requests the canary may fail than the default.")
     agreement_tolerance: float = Field(0.25, ge=0, le=100, description="Shadow step, "
                                        "regressors: a value agrees within this many "
