@@ -23,7 +23,8 @@ from models.registry import RegisteredModel, get_model, register_model
 
 __all__ = ["BENTOML", "PG_ADMIN", "ROOT", "Server", "fresh_name", "free_port", "metric_value",
            "pg_schema_url", "private_bentoml_home", "reference_rows", "register_version",
-           "shifted", "start_gateway", "start_gateway_retrying", "stop_gateway"]
+           "shifted", "start_gateway", "start_gateway_retrying", "start_monitor",
+           "stop_gateway", "stop_monitor"]
 
 ROOT = Path(__file__).resolve().parents[1]
 BENTOML = Path(sys.executable).parent / "bentoml"
@@ -130,6 +131,53 @@ def start_gateway_retrying(data_dir: Path, extra_env: dict[str, str] | None = No
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def start_monitor(data_dir: Path, extra_env: dict[str, str] | None = None,
+                  timeout: float = 120.0, wait: bool = True) -> Server:
+    """``driftgate monitor run`` on a free port (active or standby); with ``wait``, returns
+    once ``/readyz`` answers (else call :func:`wait_ready`)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "DRIFTGATE_DATA_DIR": str(data_dir),
+           "DRIFTGATE_CONFIG_FILE": str(data_dir / "driftgate.yaml"), **(extra_env or {})}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = data_dir / f"monitor-{port}.log"
+    process = subprocess.Popen(
+        [str(BENTOML.parent / "driftgate"), "monitor", "run", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", port, data_dir, process, log)
+    if wait:
+        wait_ready(server, timeout)
+    return server
+
+
+def wait_ready(server: Server, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"process exited: {server.log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.25)
+    stop_monitor(server, signal.SIGKILL)
+    raise RuntimeError(f"not ready in {timeout}s: {server.log.read_text()[-3000:]}")
+
+
+def stop_monitor(server: Server, sig: int = signal.SIGTERM) -> None:
+    """Stop a monitor we started (one process): SIGTERM hands its partitions over."""
+    if server.process.poll() is not None:
+        return
+    server.process.send_signal(sig)
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=10)
 
 
 # --- requests ----------------------------------------------------------------------------

@@ -32,8 +32,10 @@ from service.http import (
     read_json,
     request_id,
 )
-from service.monitor_runner import KV_MODEL_STATUS, KV_MONITOR_STATUS
+from service.monitor_runner import KV_MODEL_STATUS
+from service.monitor_status import read_monitor_status
 from service.openapi_docs import AlertmanagerPayload, errors, json_body
+from service.partitions import Partitioning
 from service.request_metrics import BENTOML_PATHS
 from service.store.base import Store
 from service.times import parse_time
@@ -167,12 +169,13 @@ async def monitoring_status(ctx: Context, model: str | None = Query(None)) -> JS
     names = [model] if model else sorted(ctx.core.router.models)
     if model and model not in ctx.core.router.models:
         raise not_found("unknown_model", f"unknown model {model!r}")
-    status = await to_thread.run_sync(_read_status, store, names)
+    partitioning = Partitioning.from_settings(ctx.settings)
+    status = await to_thread.run_sync(_read_status, store, names, partitioning)
     return JSONResponse(status)
 
 
-def _read_status(store: Store, names: list[str]) -> dict[str, Any]:
-    monitor = store.kv_get(KV_MONITOR_STATUS) or {}
+def _read_status(store: Store, names: list[str], partitioning: Partitioning) -> dict[str, Any]:
+    monitor = read_monitor_status(store, partitioning)
     models = {name: store.kv_get(KV_MODEL_STATUS.format(model=name)) for name in names}
     return {"monitor": monitor, "models": models}
 

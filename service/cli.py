@@ -19,6 +19,7 @@
     driftgate log export --model churn --since 2026-11-01 --with-labels -o out.parquet
     driftgate log prune
     driftgate monitor replay --model churn [--since T]
+    driftgate monitor run [--port 3001]
     driftgate webhooks list [--status dead]
     driftgate webhooks retry [--id N ...]
 """
@@ -341,6 +342,12 @@ def cmd_monitor_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor_run(args: argparse.Namespace) -> int:
+    from service.monitor_app import serve
+
+    return serve(args.host, args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="driftgate", description=__doc__.split("\n")[0])
     groups = parser.add_subparsers(dest="group", required=True)
@@ -405,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--model", required=True)
     replay.add_argument("--since", help="ISO time or unix seconds")
     replay.set_defaults(func=cmd_monitor_replay)
+    run = monitor.add_parser("run", help="run the monitor on its own (active or standby), "
+                             "with /livez, /readyz, /metrics and /status")
+    run.add_argument("--host", default="0.0.0.0")
+    run.add_argument("--port", type=int, default=3001)
+    run.set_defaults(func=cmd_monitor_run)
     return parser
 
 

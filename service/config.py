@@ -114,6 +114,27 @@ class Settings(BaseSettings):
         "and the registry for changes."
     )
     monitor_poll_seconds: float = Field(0.2, description="How often the monitor tails the log.")
+    monitor_in_gateway: bool = Field(
+        True, description="Start a monitor inside every gateway (BentoML dependency). Set "
+        "false on gateway replicas when the monitor runs on its own (`driftgate monitor run`)."
+    )
+    monitor_partitions: int = Field(
+        1, ge=1, description="Split the models over this many partitions, each with its own "
+        "lease (one active monitor process) and checkpoint. Same value on every gateway and "
+        "monitor of a store."
+    )
+    monitor_partition_map: dict[str, int] = Field(
+        default_factory=dict, description='Pin models to partitions, JSON: {"churn": 0}; '
+        "others go by a stable hash of their name."
+    )
+    monitor_lease_seconds: float = Field(
+        5.0, gt=0, description="A monitor's lease expires this long after its last renewal "
+        "(a standby takes over then)."
+    )
+    monitor_lease_poll_seconds: float = Field(
+        1.0, gt=0, description="How often a monitor renews its leases and a standby tries "
+        "to take free ones."
+    )
     monitor_batch: int = Field(5_000, description="Records the monitor reads per batch.")
     rollout_eval_seconds: float = Field(
         5.0, gt=0, description="How often the monitor evaluates the gates of running rollouts "
@@ -149,6 +170,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _monitor_settings_valid(self) -> Settings:
         monitor_config(self)  # the monitoring core validates detector names and budget
+        if self.monitor_lease_poll_seconds * 2 > self.monitor_lease_seconds:
+            raise ValueError("monitor_lease_seconds must be at least twice "
+                             "monitor_lease_poll_seconds (a lease must survive a late renewal)")
+        bad = {m: p for m, p in self.monitor_partition_map.items()
+               if not 0 <= p < self.monitor_partitions}
+        if bad:
+            raise ValueError(f"monitor_partition_map outside 0..{self.monitor_partitions - 1}:"
+                             f" {bad}")
         return self
 
     @field_validator("data_dir", "config_file")

@@ -40,7 +40,9 @@ bound_endpoint_labels(EndpointTemplates(app.openapi()["paths"]))
 class Gateway:
     """Serves the registered models over HTTP and logs every prediction."""
 
-    if SETTINGS.logging_enabled:  # the monitor also delivers webhooks, monitoring on or off
+    # the monitor also delivers webhooks, monitoring on or off; replicas whose monitor runs
+    # on its own (`driftgate monitor run`) set DRIFTGATE_MONITOR_IN_GATEWAY=false
+    if SETTINGS.logging_enabled and SETTINGS.monitor_in_gateway:
         monitor = bentoml.depends(Monitor)
 
     def __init__(self) -> None:

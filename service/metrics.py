@@ -91,6 +91,9 @@ class MonitorMetrics:
     label_delay: Histogram
     webhook_deliveries: Counter
     webhook_pending: Gauge
+    partition_lag_records: Gauge
+    partition_lag_seconds: Gauge
+    partition_active: Gauge
 
 
 def monitor_metrics(registry: CollectorRegistry = REGISTRY) -> MonitorMetrics:
@@ -150,6 +153,21 @@ def _monitor_metrics(registry: CollectorRegistry) -> MonitorMetrics:
         webhook_pending=Gauge(
             "driftgate_webhook_pending", "Webhook events waiting for delivery.",
             multiprocess_mode="mostrecent", registry=registry,
+        ),
+        partition_lag_records=Gauge(
+            "driftgate_monitor_partition_lag_records",
+            "Logged records of a partition's models its active monitor has not processed.",
+            ["partition"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        partition_lag_seconds=Gauge(
+            "driftgate_monitor_partition_lag_seconds",
+            "Age of a partition's oldest unprocessed record.",
+            ["partition"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        partition_active=Gauge(
+            "driftgate_monitor_partition_active",
+            "1 on the monitor process that holds the partition's lease, 0 on its standbys.",
+            ["partition"], multiprocess_mode="mostrecent", registry=registry,
         ),
     )
 

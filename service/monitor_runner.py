@@ -10,6 +10,7 @@ transaction, so a restarted runner continues exactly where the last checkpoint w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import time
@@ -26,6 +27,7 @@ from monitoring.names import MODEL_STREAM, json_value
 from monitoring.state import SnapshotVersionError
 from service.metrics import MonitorMetrics, export_effect
 from service.store.base import KeyValueStore, LogStore, MonitorStateStore
+from service.store.entities import Lease
 from service.store.records import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,8 @@ class ModelEvent:
                 "record_id": e.record_id, "ts": e.ts, "details": e.details}
 
 
-RetrainHook = Callable[[str, str, str, list[ModelEvent], str | None], Any]
+#: (model, version, trigger, events, reference fingerprint, fence) -> anything
+RetrainHook = Callable[[str, str, str, list[ModelEvent], str | None, Lease | None], Any]
 
 
 def build_monitor(model: str, version: str, config: MonitorConfig) -> ModelMonitor:
@@ -76,6 +79,10 @@ def build_monitor(model: str, version: str, config: MonitorConfig) -> ModelMonit
 
 @dataclass
 class StepResult:
+    """``records``: records of owned models processed; ``read``: records read (a full
+    batch means more may be waiting)."""
+
+    read: int = 0
     records: int = 0
     labels: int = 0
     events: list[ModelEvent] = field(default_factory=list)
@@ -102,9 +109,21 @@ class MonitorRunner:
         fresh: bool = False,
         models: set[str] | None = None,
         since: float | None = None,
+        owns: Callable[[str], bool] | None = None,
+        partition: str | None = None,
+        status_key: str = KV_MONITOR_STATUS,
+        seed: str | None = None,
     ) -> None:
         """``fresh`` ignores (and never writes) a checkpoint: for replays. ``models`` limits
-        the runner to those models; ``since`` skips records older than that unix time."""
+        the runner to those models; ``owns`` to the models it accepts (a partition's: the
+        names of others' models are learnt and no longer read); ``since`` skips records
+        older than that unix time.
+        ``partition`` labels its lag gauges (the process then reports its total lag);
+        ``status_key`` is where :meth:`checkpoint` publishes offsets and lag. Set
+        :attr:`fence` to the lease the runner works under: its checkpoint, events and retrain
+        requests are then written only while that lease is held. ``seed`` names a consumer
+        whose checkpoint a runner without one of its own starts from (its owned models'
+        detector states): a single monitor split into partitions resumes where it was."""
         self.store = store
         self.config = config
         self.metrics = metrics
@@ -117,6 +136,14 @@ class MonitorRunner:
         self.models = models
         self.since = since
         self.fresh = fresh
+        self.owns = owns
+        self.seed = seed
+        self.others: set[str] = set()  # models seen in the log that belong to others
+        self.partition = partition
+        self.status_key = status_key
+        self.fence: Lease | None = None
+        self.lag: tuple[int, float] = (0, 0.0)
+        self._series: set[tuple[str, ...]] = set()  # gauge label sets this runner has set
         self.monitors: dict[Key, ModelMonitor] = {}
         self.offset = self.label_offset = 0
         self.reload()
@@ -130,11 +157,18 @@ class MonitorRunner:
         """
         self.offset, self.label_offset, self.monitors = 0, 0, {}
         checkpoint = None if self.fresh else self.store.load_checkpoint(self.consumer)
+        if checkpoint is None and self.seed is not None and not self.fresh:
+            checkpoint = self.store.load_checkpoint(self.seed)
+            if checkpoint is not None:
+                log.info("%s starts from %s's checkpoint (offset %d)", self.consumer,
+                         self.seed, checkpoint.offset)
         if checkpoint is not None:
             self.offset = checkpoint.offset
             self.label_offset = checkpoint.label_offset
             snapshots: dict[Key, bytes] = pickle.loads(checkpoint.state) if checkpoint.state else {}
             for key, blob in snapshots.items():
+                if self.owns is not None and not self.owns(key[0]):
+                    continue
                 try:
                     self.monitors[key] = ModelMonitor.restore(blob)
                 except SnapshotVersionError as error:
@@ -171,25 +205,42 @@ class MonitorRunner:
 
     def _step(self) -> StepResult:
         result = StepResult()
-        records = self.store.read_after(self.offset, self.batch, self.models)
+        models = self.models
+        records = self.store.read_after(self.offset, self.batch, models, self.others or None)
         if records:
-            result.records = len(records)
+            result.read = len(records)
             self.offset = records[-1].offset or self.offset
+            records = self._own(records, lambda r: r.model)
+            result.records = len(records)
             if self.since is not None:
                 records = [r for r in records if r.ts >= self.since]
             result.events.extend(self._records(records))
         labels = self.store.read_labels_after(self.label_offset, self.batch)
         if labels:
             self.label_offset = labels[-1].label_offset
-            if self.models is not None:
-                labels = [e for e in labels if e.record.model in self.models]
+            if models is not None:
+                labels = [e for e in labels if e.record.model in models]
+            labels = self._own(labels, lambda e: e.record.model)
             result.labels = len(labels)
             result.events.extend(self._labels(labels))
         if result.events and not self.fresh:
-            self.store.append_events([e.to_row() for e in result.events])
-            self._hand_on(result.events)
+            new = self.store.append_events([e.to_row() for e in result.events], fence=self.fence)
+            self._hand_on(result.events, new)
         self.export_metrics()
         return result
+
+    def _own(self, items: list[Any], model_of: Callable[[Any], str]) -> list[Any]:
+        """The items of models this runner owns (all without ``owns``)."""
+        if self.owns is None:
+            return items
+        kept = []
+        for item in items:
+            model = model_of(item)
+            if self.owns(model):
+                kept.append(item)
+            else:
+                self.others.add(model)
+        return kept
 
     def _records(self, records: list[PredictionRecord]) -> list[ModelEvent]:
         groups: dict[Key, list[tuple[str, dict, Any, float]]] = defaultdict(list)
@@ -215,10 +266,13 @@ class MonitorRunner:
             events.extend(ModelEvent(r.model, r.version, e) for e in found)
         return events
 
-    def _hand_on(self, events: list[ModelEvent]) -> None:
+    def _hand_on(self, events: list[ModelEvent], new: list[bool]) -> None:
+        """Count the events new in the store (a replay after a takeover re-emits events
+        the previous holder counted) and hand every retrain-worthy one to the outbox (its
+        cooldown and event ids make that idempotent: a request lost in a crash is made)."""
         by_model: dict[Key, list[ModelEvent]] = defaultdict(list)
-        for event in events:
-            if self.metrics is not None:
+        for event, is_new in zip(events, new, strict=True):
+            if self.metrics is not None and is_new:
                 feature = event.event.feature or MODEL_STREAM
                 self.metrics.drift_events.labels(event.model, feature, event.kind).inc()
                 effect = event.event.details.get("effect") if event.event.details else None
@@ -231,7 +285,8 @@ class MonitorRunner:
         for (model, version), found in by_model.items():
             trigger = RETRAIN_KINDS[found[0].kind]
             lineage = self.monitors[(model, version)].card.get("lineage") or {}
-            self.retrain(model, version, trigger, found, lineage.get("data_fingerprint"))
+            self.retrain(model, version, trigger, found, lineage.get("data_fingerprint"),
+                         self.fence)
 
     def export_metrics(self) -> None:
         """Set the gauges. Drift gauges are per model (labels carry no version): a feature
@@ -242,9 +297,14 @@ class MonitorRunner:
         m = self.metrics
         if m is None:
             return
-        records, seconds = self.store.lag(self.offset)
-        m.lag_records.set(records)
-        m.lag_seconds.set(seconds)
+        records, seconds = self.lag = self.store.lag(self.offset, self.models,
+                                                     self.others or None)
+        if self.partition is None:
+            m.lag_records.set(records)
+            m.lag_seconds.set(seconds)
+        else:
+            m.partition_lag_records.labels(self.partition).set(records)
+            m.partition_lag_seconds.labels(self.partition).set(seconds)
         statuses = {key: monitor.status() for key, monitor in self.monitors.items()}
         newest: dict[str, float] = defaultdict(float)
         for (model, _), status in statuses.items():
@@ -259,6 +319,7 @@ class MonitorRunner:
                     m.performance.labels(model, version, metric).set(
                         value if current else float("nan")
                     )
+                    self._series.add(("performance", model, version, metric))
             if not current:
                 continue
             for name, stream in status.streams.items():
@@ -269,21 +330,50 @@ class MonitorRunner:
             seen[model][1] += status.labels_seen
         for (model, feature, method), score in scores.items():
             m.drift_score.labels(model, feature, method).set(score)
+            self._series.add(("drift_score", model, feature, method))
         for (model, feature), is_active in active.items():
             m.drift_active.labels(model, feature).set(1 if is_active else 0)
+            self._series.add(("drift_active", model, feature))
         for model, (records_seen, labels_seen) in seen.items():
             if records_seen:
                 m.label_coverage.labels(model).set(min(1.0, labels_seen / records_seen))
+                self._series.add(("label_coverage", model))
+
+    def retire_metrics(self) -> None:
+        """Withdraw the gauges this runner set (its partition moved to another process,
+        which exports them now). Without a multiprocess directory the series disappear;
+        under BentoML's they read NaN, which ``max by`` in the rules ignores."""
+        m = self.metrics
+        if m is None:
+            return
+        gauges = {"performance": m.performance, "drift_score": m.drift_score,
+                  "drift_active": m.drift_active, "label_coverage": m.label_coverage}
+        if self.partition is not None:
+            self._series |= {("partition_lag_records", self.partition),
+                             ("partition_lag_seconds", self.partition)}
+            gauges |= {"partition_lag_records": m.partition_lag_records,
+                       "partition_lag_seconds": m.partition_lag_seconds}
+        for name, *labels in self._series:
+            gauge = gauges[name]
+            gauge.labels(*labels).set(float("nan"))
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+        self._series.clear()
 
     def checkpoint(self) -> None:
         state = pickle.dumps({k: m.snapshot() for k, m in self.monitors.items()})
-        self.store.save_checkpoint(self.consumer, self.offset, self.label_offset, state)
-        lag_records, lag_seconds = self.store.lag(self.offset)
-        self.store.kv_set(
-            KV_MONITOR_STATUS,
-            {"offset": self.offset, "label_offset": self.label_offset, "updated_at": time.time(),
-             "lag_records": lag_records, "lag_seconds": lag_seconds},
-        )
+        self.store.save_checkpoint(self.consumer, self.offset, self.label_offset, state,
+                                   fence=self.fence)
+        lag_records, lag_seconds = self.store.lag(self.offset, self.models, self.others or None)
+        status: dict[str, Any] = {
+            "offset": self.offset, "label_offset": self.label_offset, "updated_at": time.time(),
+            "lag_records": lag_records, "lag_seconds": lag_seconds,
+        }
+        if self.partition is not None:
+            status |= {"partition": self.partition, "consumer": self.consumer,
+                       "holder": self.fence.holder if self.fence else None,
+                       "token": self.fence.token if self.fence else None}
+        self.store.kv_set(self.status_key, status)
         per_model: dict[str, dict[str, Any]] = defaultdict(dict)
         for (model, version), monitor in self.monitors.items():
             per_model[model][version] = monitor.status().to_dict()

@@ -1,9 +1,11 @@
 """The Monitor BentoML service: exactly one worker tailing the log (``bentoml.depends``).
 
-Started by the gateway as a dependency. Its background loop runs :class:`MonitorRunner`
-steps, checkpoints every ``checkpoint_every_seconds``, dispatches retrain webhooks and prunes
-the log when retention is configured. Its metrics reach the gateway's ``/metrics`` through
-BentoML's multiprocess directory.
+Started by the gateway as a dependency (unless ``DRIFTGATE_MONITOR_IN_GATEWAY=false``; then
+``driftgate monitor run`` runs the same :class:`MonitorNode` on its own). The node holds the
+monitor's lease (or its partitions'), runs :class:`MonitorRunner` steps, checkpoints every
+``checkpoint_every_seconds``, dispatches retrain webhooks, evaluates rollouts and prunes the
+log when retention is configured; on PostgreSQL the monitors of other replicas stand by.
+Its metrics reach the gateway's ``/metrics`` through BentoML's multiprocess directory.
 """
 
 from __future__ import annotations
@@ -11,20 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 import bentoml
-from anyio import to_thread
 
 from models.registry import get_model, model_names
-from service.alerts import ALERT_KEY_PREFIX
-from service.config import Settings, get_settings, monitor_config
+from service.config import Settings, get_settings
 from service.lifecycle import exit_with_parent
 from service.metrics import monitor_metrics, rollout_metrics, start_monitor_series
-from service.monitor_runner import MonitorRunner
+from service.monitor_node import MonitorNode
 from service.retraining import Retraining
 from service.rollout import Rollouts
+from service.store.base import Store
 from service.store.factory import open_store
 
 log = logging.getLogger(__name__)
@@ -45,96 +45,44 @@ def served_features(settings: Settings) -> dict[str, list[str]]:
 
 @bentoml.service(name="driftgate-monitor", workers=1, metrics={"enabled": True})
 class Monitor:
-    """Consumes the prediction log once, in order, for every model version."""
+    """Consumes the prediction log once, in order, for every model version (as the active
+    monitor of its partitions, or as a standby: :class:`MonitorNode`)."""
 
     def __init__(self) -> None:
         exit_with_parent()
-        settings = get_settings()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.settings = settings
-        self.store = open_store(settings.resolved_store_url)
-        self.metrics = monitor_metrics()
-        start_monitor_series(self.metrics, served_features(settings))
-        self.retraining = Retraining(self.store, settings, self.metrics)
-        config = monitor_config(settings)
-        self.runner = MonitorRunner(
-            self.store, config, self.metrics,
-            retrain=self.retraining.request if settings.retrain_from_events else None,
-            batch=settings.monitor_batch,
-        )
-        self.rollouts = Rollouts(self.store, metrics=rollout_metrics(),
-                                 webhooks=lambda: settings.serving().webhooks,
-                                 drifted=self.runner.drifted)
+        self.settings, self.store, self.node = build_node()
         self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._task: asyncio.Task[Any] | None = None
 
     @bentoml.on_startup
     async def start(self) -> None:
-        if self.settings.monitoring_enabled:  # one monitor per store also runs the rollouts
-            self._tasks.append(asyncio.create_task(self._loop()))
-            self._tasks.append(asyncio.create_task(self._rollout_loop()))
-        self._tasks.append(asyncio.create_task(self.retraining.run(self._stop)))
-
-    async def _rollout_loop(self) -> None:
-        """Evaluate running rollouts every ``rollout_eval_seconds`` (state in the store, so
-        a restarted monitor resumes them)."""
-        while not self._stop.is_set():
-            try:
-                await to_thread.run_sync(self.rollouts.tick)
-            except Exception:  # the store may be briefly away: try again next interval
-                log.exception("rollout evaluation failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.settings.rollout_eval_seconds)
-
-    async def _loop(self) -> None:
-        last_checkpoint = time.monotonic()
-        last_prune = 0.0
-        while not self._stop.is_set():
-            try:
-                result = await to_thread.run_sync(self.runner.step)
-                now = time.monotonic()
-                if now - last_checkpoint >= self.settings.checkpoint_every_seconds:
-                    await to_thread.run_sync(self.runner.checkpoint)
-                    last_checkpoint = now
-                if now - last_prune > 3600:
-                    await to_thread.run_sync(self._prune)
-                    last_prune = now
-            except Exception:  # keep monitoring: replay from the last checkpoint
-                log.exception("monitor step failed; resuming from the last checkpoint")
-                result = None
-                with contextlib.suppress(Exception):
-                    await to_thread.run_sync(self.runner.reload)
-            if result is None or result.records < self.runner.batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.settings.monitor_poll_seconds)
-
-    def _prune(self) -> None:
-        horizon = time.time() - self.settings.alert_retention_days * 86400.0
-        forgotten = self.store.kv_prune(ALERT_KEY_PREFIX, horizon)
-        log.info("forgot %d Alertmanager alerts", forgotten)
-        if not self.settings.retention_days:
-            return
-        pruned = self.store.prune(
-            self.settings.retention_days * 86400.0,
-            self.store.min_checkpoint_offset() or 0,
-            self.store.min_checkpoint_label_offset() or 0,
-        )
-        log.info("pruned %d log records", pruned)
+        self._task = asyncio.create_task(self.node.run(self._stop))
 
     @bentoml.api
     async def status(self) -> dict[str, Any]:
-        """Offsets and lag of the monitor."""
-        records, seconds = await to_thread.run_sync(self.store.lag, self.runner.offset)
-        return {"offset": self.runner.offset, "label_offset": self.runner.label_offset,
-                "lag_records": records, "lag_seconds": seconds,
-                "monitors": [f"{m}:{v}" for m, v in self.runner.monitors]}
+        """This monitor process: its holder name and the partitions it holds."""
+        return self.node.status()
 
     @bentoml.on_shutdown
     async def stop(self) -> None:
         self._stop.set()
-        for task in self._tasks:
+        if self._task is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 10)
-        with contextlib.suppress(Exception):
-            await to_thread.run_sync(self.runner.checkpoint)
+                await asyncio.wait_for(self._task, 20)
         self.store.close()
+
+
+def build_node(settings: Settings | None = None) -> tuple[Settings, Store, MonitorNode]:
+    """The monitor of this process: store, metrics (series at 0), webhooks, rollouts."""
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.resolved_store_url)
+    metrics = monitor_metrics()
+    start_monitor_series(metrics, served_features(settings))
+    retraining = Retraining(store, settings, metrics)
+    rollouts = Rollouts(store, metrics=rollout_metrics(),
+                        webhooks=lambda: settings.serving().webhooks)
+    node = MonitorNode(store, settings, metrics=metrics, retraining=retraining,
+                       rollouts=rollouts if settings.monitoring_enabled else None)
+    rollouts.drifted = node.drifted  # the drift gate reads the detectors of the model's runner
+    return settings, store, node

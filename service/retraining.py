@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from service.config import Settings
 from service.metrics import MonitorMetrics
 from service.monitor_runner import ModelEvent
 from service.store.base import DeliveryStore
+from service.store.entities import Lease
 from service.webhooks.dispatcher import WebhookDispatcher
 from service.webhooks.outbox import RetrainRequests
 from service.webhooks.payload import drift_evidence
@@ -39,26 +41,37 @@ class Retraining:
 
     def request(
         self, model: str, version: str, trigger: str, events: list[ModelEvent],
-        reference_fingerprint: str | None,
+        reference_fingerprint: str | None, fence: Lease | None = None,
     ) -> list[str]:
+        """Queue a retrain request (with ``fence``: only while the monitor holds it)."""
         evidence = drift_evidence(e.event for e in events)
         return self.requests.request(
-            model, version, trigger, evidence, reference_fingerprint, time.time()
+            model, version, trigger, evidence, reference_fingerprint, time.time(), fence=fence
         )
 
-    async def run(self, stop: asyncio.Event, poll_seconds: float = 0.5) -> None:
-        """Deliver due webhooks until ``stop`` is set; keep the pending gauge current."""
+    async def _deliver_due(self) -> bool:
+        """One delivery round; True when the batch was full (more may be due)."""
+        try:
+            outcomes = await self.dispatcher.run_once(time.time())
+            if self.metrics is not None:
+                pending = await asyncio.to_thread(self.store.outbox_pending_count)
+                self.metrics.webhook_pending.set(pending)
+            return sum(outcomes.values()) >= self.dispatcher.batch_size
+        except Exception:  # the outbox is durable: the next round retries
+            log.exception("webhook dispatch failed")
+            return False
+
+    async def run(
+        self, stop: asyncio.Event, poll_seconds: float = 0.5,
+        active: Callable[[], bool] | None = None,
+    ) -> None:
+        """Deliver due webhooks until ``stop`` is set; keep the pending gauge current.
+        While ``active()`` is false (a standby monitor) nothing is polled."""
         try:
             while not stop.is_set():
                 busy = False
-                try:
-                    outcomes = await self.dispatcher.run_once(time.time())
-                    busy = sum(outcomes.values()) >= self.dispatcher.batch_size
-                    if self.metrics is not None:
-                        pending = await asyncio.to_thread(self.store.outbox_pending_count)
-                        self.metrics.webhook_pending.set(pending)
-                except Exception:  # the outbox is durable: the next round retries
-                    log.exception("webhook dispatch failed")
+                if active is None or active():
+                    busy = await self._deliver_due()
                 if busy:
                     continue  # a full batch: more may be due right now
                 with contextlib.suppress(TimeoutError):

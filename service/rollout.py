@@ -211,10 +211,13 @@ class Rollouts:
         return row
 
     # -- the monitor's loop ------------------------------------------------------------------
-    def tick(self) -> list[dict[str, Any]]:
-        """Evaluate every running rollout once; the documents after the decisions."""
+    def tick(self, owns: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+        """Evaluate every running rollout once (of the models ``owns`` accepts: the monitor
+        runs the rollouts of the partitions it holds); the documents after the decisions."""
         out = []
         for row in self.store.rollout_list(status=RUNNING, limit=1000):
+            if owns is not None and not owns(row.model):
+                continue
             try:
                 out.append(self.evaluate(row))
             except Exception:  # one broken rollout must not stop the others

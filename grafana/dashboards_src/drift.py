@@ -83,7 +83,7 @@ def build() -> dm.Dashboard:
                 "'Data-quality issues' first (a broken upstream field looks like drift), then "
                 "decide whether to retrain (a retrain webhook has already been sent unless the "
                 "model is in its cooldown; see Operations).",
-                [Q(f"sum({ACTIVE}{{{MODEL_FEATURE}}})")],
+                [Q(f"sum(max by (model, feature) ({ACTIVE}{{{MODEL_FEATURE}}}))")],
                 background=True,
                 sparkline=True,
                 levels=red_from(1),

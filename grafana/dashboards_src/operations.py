@@ -24,8 +24,9 @@ TITLE = "driftgate / Operations"
 UID = "driftgate-operations"
 
 LOG = "driftgate_log_write_seconds"
-LAG_RECORDS = "driftgate_monitor_lag_records"
 LAG_SECONDS = "driftgate_monitor_lag_seconds"
+PARTITION_LAG_RECORDS = "driftgate_monitor_partition_lag_records"
+PARTITION_LAG_SECONDS = "driftgate_monitor_partition_lag_seconds"
 DELIVERIES = "driftgate_webhook_deliveries_total"
 PENDING = "driftgate_webhook_pending"
 ALERTS = 'ALERTS{alertname=~"Driftgate.*",alertstate="firing"'
@@ -112,9 +113,11 @@ def build() -> dm.Dashboard:
                 "Monitor lag (records)",
                 "Prediction log records not yet processed by the monitor. It should hover near "
                 "zero. A linear climb means the monitor processes slower than the gateway "
-                "writes (scale out by sharding models across monitors); a flat non-zero line "
-                "with no progress means it is stuck on a record: check its logs.",
-                [Q(f"max by (model) ({LAG_RECORDS})", "lag {{model}}")],
+                "writes (scale out: DRIFTGATE_MONITOR_PARTITIONS, see the README's Scaling "
+                "out); a flat non-zero line with no progress means it is stuck on a record: "
+                "check its logs. One line per monitoring partition, from the process that "
+                "holds its lease.",
+                [Q(f"max by (partition) ({PARTITION_LAG_RECORDS})", "partition {{partition}}")],
                 unit="short",
                 tooltip=False,
             ).min(0),
@@ -123,8 +126,8 @@ def build() -> dm.Dashboard:
                 "Age of the oldest prediction log record the monitor has not processed yet. "
                 "Drift detection and quality metrics are this late (DriftgateMonitorLagging "
                 "fires above 60s for 2m). The design target is a few seconds; above a minute, "
-                "drift detection is delayed accordingly.",
-                [Q(f"max by (model) ({LAG_SECONDS})", "lag {{model}}")],
+                "drift detection is delayed accordingly. One line per monitoring partition.",
+                [Q(f"max by (partition) ({PARTITION_LAG_SECONDS})", "partition {{partition}}")],
                 unit="s",
                 tooltip=False,
             )

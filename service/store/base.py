@@ -17,6 +17,8 @@ from service.store.entities import (
     Checkpoint,
     LabelEvent,
     LabelResult,
+    Lease,
+    LeaseRow,
     OutboxItem,
     RolloutRow,
     RoutingChange,
@@ -26,7 +28,7 @@ from service.store.entities import (
 from service.store.records import PredictionRecord
 
 __all__ = ["Store", "LogStore", "MonitorStateStore", "OutboxStore", "KeyValueStore",
-           "RoutingStore", "RolloutStore", "DeliveryStore", "OUTBOX_STATUSES"]
+           "RoutingStore", "RolloutStore", "DeliveryStore", "LeaseStore", "OUTBOX_STATUSES"]
 
 OUTBOX_STATUSES = ("pending", "delivered", "dead")
 
@@ -46,9 +48,11 @@ class LogStore(Protocol):
         """Commit ``records`` in one transaction; sets each ``record.offset``."""
 
     def read_after(
-        self, offset: int, limit: int, models: set[str] | None = None
+        self, offset: int, limit: int, models: set[str] | None = None,
+        exclude: set[str] | None = None,
     ) -> list[PredictionRecord]:
-        """Records with offset > ``offset`` in offset order (at most ``limit``)."""
+        """Records with offset > ``offset`` in offset order (at most ``limit``), of
+        ``models`` only and none of ``exclude`` when given."""
 
     def get(self, ids: Sequence[str]) -> list[PredictionRecord]:
         """Records by prediction id (unknown ids are left out)."""
@@ -56,8 +60,11 @@ class LogStore(Protocol):
     def high_water_offset(self) -> int:
         """Highest offset a consumer can read now (0 when the log is empty)."""
 
-    def lag(self, offset: int) -> tuple[int, float]:
-        """(readable records after ``offset``, age in seconds of the oldest of them)."""
+    def lag(
+        self, offset: int, models: set[str] | None = None, exclude: set[str] | None = None
+    ) -> tuple[int, float]:
+        """(readable records after ``offset`` (filtered as :meth:`read_after`), age in
+        seconds of the oldest of them)."""
 
     # -- labels ------------------------------------------------------------------------
     def add_labels(self, items: Sequence[tuple[str, Any]], ts: float | None = None) -> LabelResult:
@@ -95,8 +102,12 @@ class MonitorStateStore(Protocol):
     """The monitor's checkpoints and the monitoring events it stores."""
 
     # -- checkpoints -------------------------------------------------------------------
-    def save_checkpoint(self, consumer: str, offset: int, label_offset: int, state: bytes) -> None:
-        """Atomically store the consumer's offsets together with its state."""
+    def save_checkpoint(
+        self, consumer: str, offset: int, label_offset: int, state: bytes,
+        fence: Lease | None = None,
+    ) -> None:
+        """Atomically store the consumer's offsets together with its state (with ``fence``:
+        only while that lease is held, else :class:`LeaseLost` and nothing is written)."""
 
     def load_checkpoint(self, consumer: str) -> Checkpoint | None:
         """The last saved checkpoint of ``consumer``, or None."""
@@ -108,10 +119,13 @@ class MonitorStateStore(Protocol):
         """Label offset of the slowest consumer (None when no consumer has saved one)."""
 
     # -- monitoring events ---------------------------------------------------------------
-    def append_events(self, events: Sequence[dict[str, Any]]) -> None:
+    def append_events(
+        self, events: Sequence[dict[str, Any]], fence: Lease | None = None
+    ) -> list[bool]:
         """Store monitoring events (keys: model, version, kind, feature, detector,
         statistic, threshold, record_id, ts, details). Idempotent: an event with the same
-        (model, version, kind, feature, detector, record_id) is stored once."""
+        (model, version, kind, feature, detector, record_id) is stored once. Returns, per
+        event, whether it was new. ``fence`` as in :meth:`save_checkpoint`."""
 
     def read_events(
         self, model: str | None = None, since: float | None = None, limit: int = 1000
@@ -126,9 +140,11 @@ class OutboxStore(Protocol):
 
     # -- webhook outbox ----------------------------------------------------------------
     def outbox_enqueue(
-        self, event_id: str, endpoint: str, payload: dict[str, Any], model: str
+        self, event_id: str, endpoint: str, payload: dict[str, Any], model: str,
+        fence: Lease | None = None,
     ) -> bool:
-        """Queue a delivery; False if (event_id, endpoint) was already queued."""
+        """Queue a delivery; False if (event_id, endpoint) was already queued. ``fence`` as
+        in :meth:`MonitorStateStore.save_checkpoint`."""
 
     def outbox_claim_due(self, now: float, limit: int, lease_seconds: float) -> list[OutboxItem]:
         """Lease up to ``limit`` pending items due at ``now``; counts an attempt."""
@@ -221,6 +237,29 @@ class RolloutStore(Protocol):
         (arm -> version), in log order."""
 
 @runtime_checkable
+class LeaseStore(Protocol):
+    """Leases with fencing tokens (one active monitor per partition; see
+    :mod:`service.store.leases`)."""
+
+    def lease_acquire(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
+        """Take ``name`` if free or expired (a new, higher token), renew it if ``holder``
+        holds it (same token); None while another holder's lease is live."""
+
+    def lease_renew(self, lease: Lease, ttl_seconds: float) -> bool:
+        """Extend a lease still held with its token; False once another holder took it."""
+
+    def lease_release(self, lease: Lease) -> None:
+        """Expire a held lease now (a standby may take it at once)."""
+
+    def lease_list(self, prefix: str = "") -> list[LeaseRow]:
+        """Leases whose name starts with ``prefix``."""
+
+    def lease_prune(self, prefix: str, expired_for_seconds: float) -> int:
+        """Delete leases whose name starts with ``prefix`` expired for longer than that
+        (departed monitors' heartbeats); how many."""
+
+
+@runtime_checkable
 class DeliveryStore(OutboxStore, KeyValueStore, Protocol):
     """What webhook delivery uses: the outbox and the key-value table (cooldowns, endpoints)."""
 
@@ -228,7 +267,7 @@ class DeliveryStore(OutboxStore, KeyValueStore, Protocol):
 @runtime_checkable
 class Store(
     LogStore, MonitorStateStore, OutboxStore, KeyValueStore, RoutingStore, RolloutStore,
-    Protocol,
+    LeaseStore, Protocol,
 ):
     """A prediction log plus the monitor's side tables (labels, checkpoints, events,
     webhook outbox, key-value, routing, rollouts). All methods are blocking and thread-safe;

@@ -10,7 +10,7 @@ from service.store.records import PredictionRecord
 
 __all__ = [
     "Checkpoint", "LabelEvent", "LabelResult", "OutboxItem", "RoutingChange", "RoutingConflict",
-    "RoutingSnapshot", "RolloutConflict", "RolloutRow",
+    "RoutingSnapshot", "RolloutConflict", "RolloutRow", "Lease", "LeaseLost", "LeaseRow",
 ]
 
 
@@ -149,3 +149,32 @@ class RolloutConflict(Exception):
         super().__init__(f"model {model!r} already has the running rollout {running!r}")
         self.model = model
         self.running = running
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A held lease: its ``token`` (fencing token) grows with every change of holder."""
+
+    name: str
+    holder: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    """A stored lease as listed: ``expires_in`` seconds (negative: expired)."""
+
+    name: str
+    holder: str
+    token: int
+    expires_in: float
+    acquired_at: float
+
+
+class LeaseLost(Exception):
+    """A fenced write was rejected: the lease expired or another holder took it."""
+
+    def __init__(self, lease: Lease) -> None:
+        super().__init__(f"lease {lease.name!r} (token {lease.token}) is no longer held by "
+                         f"{lease.holder!r}")
+        self.lease = lease

@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 
 from service.store import codec
+from service.store.leases import LEASE_SCHEMA
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
 from service.store.rollouts import POSTGRES_ROLLOUT_SCHEMA
@@ -152,7 +153,8 @@ class PostgresStore(SqlStoreBase):
         tables and could deadlock with a writer holding the counter row)."""
         for schema, last_table in ((SCHEMA, "log_counters"), (POSTGRES_ROUTING_SCHEMA,
                                                                "routing_history"),
-                                   (POSTGRES_ROLLOUT_SCHEMA, "rollouts")):
+                                   (POSTGRES_ROLLOUT_SCHEMA, "rollouts"),
+                                   (LEASE_SCHEMA, "leases")):
             with self._read() as cur:
                 if _schema_exists(cur, last_table):
                     continue
@@ -182,6 +184,12 @@ class PostgresStore(SqlStoreBase):
 
     def _lock_rows(self, skip_locked: bool = False) -> str:
         return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+    def _share_rows(self) -> str:
+        return " FOR SHARE"
+
+    def _now_sql(self) -> str:
+        return "extract(epoch from clock_timestamp())::float8"
 
     def _tx_base(self, cur: Any, stream: str, n: int) -> int:
         """Reserve ``n`` offsets of ``stream``; locks the counter until this tx ends."""

@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 
 from service.store import codec
-from service.store.entities import Checkpoint, LabelEvent, LabelResult, OutboxItem
+from service.store.entities import Checkpoint, LabelEvent, LabelResult, Lease, OutboxItem
 from service.store.export import records_to_frame
+from service.store.leases import LeaseTables
 from service.store.records import PredictionRecord
 from service.store.rollouts import RolloutTables
 from service.store.routing import RoutingTables
@@ -40,7 +41,7 @@ _PRUNE_CHUNK = 5000
 _IN_CHUNK = 500
 
 
-class SqlStoreBase(RoutingTables, RolloutTables):
+class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables):
     """Shared implementation of :class:`service.store.base.Store`."""
 
     url: str
@@ -92,16 +93,15 @@ class SqlStoreBase(RoutingTables, RolloutTables):
 
     # -- predictions -------------------------------------------------------------------
     def read_after(
-        self, offset: int, limit: int, models: set[str] | None = None
+        self, offset: int, limit: int, models: set[str] | None = None,
+        exclude: set[str] | None = None,
     ) -> list[PredictionRecord]:
         sql = f"SELECT {PRED_COLS} FROM predictions WHERE log_offset > ?"
         params: list[Any] = [offset]
-        if models is not None:
-            if not models:
-                return []
-            sql += f" AND model IN ({','.join('?' * len(models))})"
-            params.extend(sorted(models))
-        sql += f"{self._horizon('log_offset')} ORDER BY log_offset LIMIT ?"
+        where = _model_filter(models, exclude, params)
+        if where is None:
+            return []
+        sql += f"{where}{self._horizon('log_offset')} ORDER BY log_offset LIMIT ?"
         params.append(limit)
         with self._read() as cur:
             return [self._record(r) for r in self._select(cur, sql, params)]
@@ -121,19 +121,24 @@ class SqlStoreBase(RoutingTables, RolloutTables):
             value = self._select(cur, sql)[0][0]
         return int(value or 0)
 
-    def lag(self, offset: int) -> tuple[int, float]:
-        horizon = self._horizon("log_offset")
+    def lag(
+        self, offset: int, models: set[str] | None = None, exclude: set[str] | None = None
+    ) -> tuple[int, float]:
+        params: list[Any] = [offset]
+        models_sql = _model_filter(models, exclude, params)
+        if models_sql is None:
+            return 0, 0.0
+        where = f"log_offset > ?{models_sql}{self._horizon('log_offset')}"
         with self._read() as cur:
-            count = self._select(
-                cur, f"SELECT count(*) FROM predictions WHERE log_offset > ?{horizon}", [offset]
-            )[0][0]
+            count = self._select(cur, f"SELECT count(*) FROM predictions WHERE {where}", params)[
+                0
+            ][0]
             if not count:
                 return 0, 0.0
             first = self._select(
                 cur,
-                f"SELECT ts FROM predictions WHERE log_offset > ?{horizon} "
-                "ORDER BY log_offset LIMIT 1",
-                [offset],
+                f"SELECT ts FROM predictions WHERE {where} ORDER BY log_offset LIMIT 1",
+                params,
             )
         age = max(0.0, time.time() - first[0][0]) if first else 0.0
         return int(count), age
@@ -216,8 +221,12 @@ class SqlStoreBase(RoutingTables, RolloutTables):
         return int(value or 0)
 
     # -- checkpoints -------------------------------------------------------------------
-    def save_checkpoint(self, consumer: str, offset: int, label_offset: int, state: bytes) -> None:
+    def save_checkpoint(
+        self, consumer: str, offset: int, label_offset: int, state: bytes,
+        fence: Lease | None = None,
+    ) -> None:
         with self._write() as cur:
+            self._check_fence(cur, fence)
             cur.execute(
                 self._q(
                     "INSERT INTO checkpoints (consumer, log_offset, label_offset, state,"
@@ -253,9 +262,11 @@ class SqlStoreBase(RoutingTables, RolloutTables):
         return None if value is None else int(value)
 
     # -- monitoring events -------------------------------------------------------------
-    def append_events(self, events: Sequence[dict[str, Any]]) -> None:
+    def append_events(
+        self, events: Sequence[dict[str, Any]], fence: Lease | None = None
+    ) -> list[bool]:
         if not events:
-            return
+            return []
         rows = [
             (
                 e["model"], e.get("version"), e["kind"], e.get("feature"), e.get("detector"),
@@ -265,15 +276,18 @@ class SqlStoreBase(RoutingTables, RolloutTables):
             )
             for e in events
         ]  # fmt: skip
+        sql = self._q(
+            "INSERT INTO events (model, version, kind, feature, detector, statistic,"
+            " threshold, record_id, ts, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING"  # a replay after a crash re-emits the same event
+        )
         with self._write() as cur:
-            cur.executemany(
-                self._q(
-                    "INSERT INTO events (model, version, kind, feature, detector, statistic,"
-                    " threshold, record_id, ts, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT DO NOTHING"  # a replay after a crash re-emits the same event
-                ),
-                rows,
-            )
+            self._check_fence(cur, fence)
+            inserted = []
+            for row in rows:
+                cur.execute(sql, row)
+                inserted.append(cur.rowcount == 1)
+            return inserted
 
     def read_events(
         self, model: str | None = None, since: float | None = None, limit: int = 1000
@@ -381,10 +395,12 @@ class SqlStoreBase(RoutingTables, RolloutTables):
         )  # fmt: skip
 
     def outbox_enqueue(
-        self, event_id: str, endpoint: str, payload: dict[str, Any], model: str
+        self, event_id: str, endpoint: str, payload: dict[str, Any], model: str,
+        fence: Lease | None = None,
     ) -> bool:
         now = time.time()
         with self._write() as cur:
+            self._check_fence(cur, fence)
             cur.execute(
                 self._q(
                     "INSERT INTO outbox (event_id, endpoint, model, payload, status, attempts,"
@@ -495,6 +511,23 @@ class SqlStoreBase(RoutingTables, RolloutTables):
                 (pattern, updated_before),
             )
             return int(cur.rowcount or 0)
+
+
+def _model_filter(
+    models: set[str] | None, exclude: set[str] | None, params: list[Any]
+) -> str | None:
+    """SQL restricting ``model`` to ``models`` and not ``exclude`` (parameters appended to
+    ``params``); None when nothing can match."""
+    sql = ""
+    if models is not None:
+        if not models:
+            return None
+        sql += f" AND model IN ({','.join('?' * len(models))})"
+        params.extend(sorted(models))
+    if exclude:
+        sql += f" AND model NOT IN ({','.join('?' * len(exclude))})"
+        params.extend(sorted(exclude))
+    return sql
 
 
 def _opt_float(value: Any) -> float | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from service.store import codec
+from service.store.leases import LEASE_SCHEMA
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
 from service.store.rollouts import SQLITE_ROLLOUT_SCHEMA
@@ -158,7 +159,7 @@ class SQLiteStore(SqlStoreBase):
     def _init_schema(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._write() as cur:
-            schema = ";".join((SCHEMA, SQLITE_ROUTING_SCHEMA, SQLITE_ROLLOUT_SCHEMA))
+            schema = ";".join((SCHEMA, SQLITE_ROUTING_SCHEMA, SQLITE_ROLLOUT_SCHEMA, LEASE_SCHEMA))
             for stmt in schema.split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
@@ -177,6 +178,9 @@ class SQLiteStore(SqlStoreBase):
                 conn.rollback()
                 raise
             conn.commit()
+
+    def _now_sql(self) -> str:
+        return "((julianday('now') - 2440587.5) * 86400.0)"
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Cursor]:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from service.config import Settings, WebhookEndpoint
 from service.store.base import DeliveryStore
+from service.store.entities import Lease
 from service.webhooks.payload import TRIGGERS, build_payload
 
 __all__ = ["RetrainOutcome", "RetrainRequests", "cooldown_key", "endpoints_for"]
@@ -83,9 +84,12 @@ class RetrainRequests:
         evidence: Mapping[str, Any],
         reference_fingerprint: str | None,
         now: float | None = None,
+        *,
+        fence: Lease | None = None,
     ) -> list[str]:
         """Queue a retrain request; the event ids queued ([] when suppressed or unrouted)."""
-        out = self.submit(model, version, trigger, evidence, reference_fingerprint, now)
+        out = self.submit(model, version, trigger, evidence, reference_fingerprint, now,
+                          fence=fence)
         return [out.event_id] if out.status == "queued" and out.event_id else []
 
     def submit(
@@ -98,8 +102,11 @@ class RetrainRequests:
         now: float | None = None,
         *,
         since: float | None = None,
+        fence: Lease | None = None,
     ) -> RetrainOutcome:
-        """Like :meth:`request`, with the reason when nothing new was queued."""
+        """Like :meth:`request`, with the reason when nothing new was queued. With
+        ``fence`` (the monitor's lease) the outbox rows are written only while it is held
+        (:class:`~service.store.entities.LeaseLost` otherwise, before the cooldown moves)."""
         if trigger not in TRIGGERS:
             raise ValueError(f"trigger must be one of {TRIGGERS}, got {trigger!r}")
         targets = endpoints_for(self.endpoints, model)
@@ -135,7 +142,7 @@ class RetrainRequests:
         # Enqueue BEFORE starting the cooldown: a failure in between leaves the old state,
         # a retry recomputes the same event id and the enqueue is a no-op (nothing lost).
         for endpoint in targets:
-            self.store.outbox_enqueue(event_id, endpoint.url, payload, model)
+            self.store.outbox_enqueue(event_id, endpoint.url, payload, model, fence=fence)
         self.store.kv_set(
             key,
             {

@@ -113,11 +113,11 @@ def test_failed_step_replays_from_checkpoint_without_losing_or_duplicating(tmp_p
     real_append = store.append_events
     failures = {"left": 1}
 
-    def flaky_append(events):
+    def flaky_append(events, fence=None):
         if events and failures["left"]:
             failures["left"] -= 1
             raise OSError("connection lost")
-        real_append(events)
+        return real_append(events, fence=fence)
 
     store.append_events = flaky_append
     with pytest.raises(OSError):
@@ -177,4 +177,30 @@ def test_checkpoint_of_an_older_snapshot_layout_recalibrates_and_continues(tmp_p
     assert runner.monitors[key].seen == len(log_records) - 1000
     drift = [e for e in events if e["kind"] == "feature_drift"]
     assert drift and drift[0]["feature"] == "bmi"
+    store.close()
+
+
+def test_partitions_start_from_the_single_monitors_checkpoint(tmp_path, log_records):
+    """1 -> 2 partitions: each partition's runner resumes at the single monitor's offset with
+    the detector states of its own models, and ends where an unsplit monitor ends."""
+    store = open_store(str(tmp_path / "log.sqlite3"))
+    store.append(log_records)
+    reference = _runner(store)
+    reference.consumer = "reference"
+    _drain(reference)
+    single = _runner(store)
+    _drain(single, limit=5)
+    single.checkpoint()
+    config = MonitorConfig(quality_events=False)
+    mine = MonitorRunner(store, config, batch=250, consumer="monitor:0/2", seed="monitor",
+                         owns=lambda model: model == "diabetes")
+    theirs = MonitorRunner(store, config, batch=250, consumer="monitor:1/2", seed="monitor",
+                           owns=lambda model: model != "diabetes")
+    assert mine.offset == theirs.offset == single.offset > 0
+    assert list(mine.monitors) == list(single.monitors) and theirs.monitors == {}
+    _drain(mine)
+    _drain(theirs)
+    key = next(iter(reference.monitors))
+    assert mine.monitors[key].status() == reference.monitors[key].status()
+    assert theirs.monitors == {} and theirs.others == {"diabetes"}
     store.close()
