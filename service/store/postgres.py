@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 
 from service.store import codec
+from service.store.access import POSTGRES_ACCESS_STATEMENTS
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
 from service.store.rollouts import POSTGRES_ROLLOUT_SCHEMA
@@ -150,9 +151,11 @@ class PostgresStore(SqlStoreBase):
         """Create the schema once; concurrent openers serialize on an advisory lock and
         skip the DDL when it exists (``CREATE INDEX IF NOT EXISTS`` would still lock the
         tables and could deadlock with a writer holding the counter row)."""
-        for schema, last_table in ((SCHEMA, "log_counters"), (POSTGRES_ROUTING_SCHEMA,
-                                                               "routing_history"),
-                                   (POSTGRES_ROLLOUT_SCHEMA, "rollouts")):
+        parts = ((SCHEMA.split(";"), "log_counters"),
+                 (POSTGRES_ROUTING_SCHEMA.split(";"), "routing_history"),
+                 (POSTGRES_ROLLOUT_SCHEMA.split(";"), "rollouts"),
+                 (POSTGRES_ACCESS_STATEMENTS, "audit"))
+        for statements, last_table in parts:
             with self._read() as cur:
                 if _schema_exists(cur, last_table):
                     continue
@@ -160,7 +163,7 @@ class PostgresStore(SqlStoreBase):
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 if _schema_exists(cur, last_table):
                     continue
-                for stmt in schema.split(";"):
+                for stmt in statements:
                     if stmt.strip():
                         cur.execute(stmt)
 
