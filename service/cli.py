@@ -20,6 +20,9 @@
     driftgate monitor replay --model churn [--since T]
     driftgate webhooks list [--status dead]
     driftgate webhooks retry [--id N ...]
+    driftgate keys create --scope predict [--models diabetes] [--expires 90d] [--name ci]
+    driftgate keys list | keys revoke KEY_ID
+    driftgate audit [--since T] [--action key.create]
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ def cmd_models_register(args: argparse.Namespace) -> int:
         reference=reference.drop(columns=[args.target]) if reference is not None else None,
         reference_target=reference[args.target] if reference is not None else None,
     )
+    _store().audit_append(_actor(), "model.register", args.name,
+                          {"version": entry.version, "code_version": args.code_version})
     _print({"registered": entry.tag, "card": entry.card.model_dump()})
     return 0
 
@@ -114,13 +119,17 @@ def _store():
     return open_store(settings.resolved_store_url)
 
 
-def _admin():
+def _actor() -> str:
     import getpass
     import socket
 
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _admin():
     from service.routing_state import RoutingAdmin
 
-    return RoutingAdmin(_store(), f"cli:{getpass.getuser()}@{socket.gethostname()}")
+    return RoutingAdmin(_store(), _actor())
 
 
 def _report(change: Any) -> int:
@@ -368,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     _routing_commands(models, groups)
 
     _rollout_commands(groups)
+    from service.keys_cli import add_commands
+
+    add_commands(groups, _store, _actor)
     log = groups.add_parser("log", help="the prediction log").add_subparsers(
         dest="command", required=True
     )

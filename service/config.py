@@ -142,6 +142,16 @@ class Settings(BaseSettings):
         description="Cancel BentoML's per-request timeout timers and gc.freeze() after "
         "start-up (see service.tail_latency).",
     )
+    require_auth: bool = Field(
+        False, description="Refuse to start while the store holds no API key (production)."
+    )
+    metrics_require_key: bool = Field(
+        False, description="/metrics needs a key with the read scope (else it is open)."
+    )
+    auth_refresh_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often each worker re-reads the API keys (a "
+        "revocation reaches every worker within this plus one store read).",
+    )
     public_url: str = Field(
         "http://localhost:3000", description="Base URL put into webhook payloads."
     )

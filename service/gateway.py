@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from service.api import app
 from service.api_context import build_context
+from service.auth.guard import AuthGuard
 from service.config import get_settings
 from service.connection_limits import limit_connections
 from service.fast_routes import app as fast_app
@@ -62,4 +63,5 @@ class Gateway:
         await self.context.close()
 
 
-Gateway.add_asgi_middleware(NewlinePathGuard)  # type: ignore[attr-defined]  # bentoml's stubs
+Gateway.add_asgi_middleware(AuthGuard)  # type: ignore[attr-defined]  # bentoml's stubs
+Gateway.add_asgi_middleware(NewlinePathGuard)  # type: ignore[attr-defined]
