@@ -499,6 +499,9 @@ def _routing_commands(models: Any, groups: Any) -> None:
     config.add_argument("--prometheus-port", type=int, default=9090)
     config.add_argument("--alertmanager-port", type=int, default=9093)
     config.add_argument("--dir", default=".data/observability")
+    config.add_argument("--alerts-key-file",
+                        help="file holding the gateway's alerts-scope key, which Alertmanager "
+                        "sends as its bearer credential (default: DIR/driftgate-alerts.key)")
     config.set_defaults(func=cmd_observability_config)
 
 
@@ -519,8 +522,13 @@ def cmd_observability_config(args: argparse.Namespace) -> int:
     from service.observability_config import Ports, write
 
     ports = Ports(args.gateway, args.prometheus_port, args.alertmanager_port)
-    for command in write(ports, Path(args.dir)):
+    key_file = Path(args.alerts_key_file or Path(args.dir) / "driftgate-alerts.key")
+    for command in write(ports, Path(args.dir), key_file):
         print(shlex.join(command))
+    if not key_file.exists():
+        print(f"# Alertmanager sends the key in {key_file} to the gateway; create it with",
+              f"#   driftgate keys create --scope alerts --name alertmanager > {key_file}",
+              f"#   chmod 600 {key_file}", sep="\n", file=sys.stderr)
     return 0
 
 

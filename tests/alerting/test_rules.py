@@ -116,6 +116,8 @@ def test_alertmanager_routes_only_retrain_alerts_to_gateway(tools):
     hook = gateway["webhook_configs"][0]
     assert hook["url"] == "http://localhost:3000/alerts/alertmanager"
     assert hook["send_resolved"] is True
+    # the receiver takes only an alerts-scope key: Alertmanager sends it from a file
+    assert hook["http_config"]["authorization"]["credentials_file"].endswith(".key")
     assert cfg["route"]["group_by"] == ["alertname", "model"]
 
 
