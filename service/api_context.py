@@ -124,7 +124,21 @@ OPEN_WARNING = (
 )
 
 
-def key_ring(store: Store | None, settings: Settings) -> KeyRing:
+def require_keys(settings: Settings) -> None:
+    """Refuse to start (``DRIFTGATE_REQUIRE_AUTH``) while the store holds no API key; run
+    where ``bentoml serve`` imports the service, so the server exits instead of restarting
+    workers that cannot start."""
+    if not settings.require_auth:
+        return
+    store = open_store(settings.resolved_store_url) if settings.logging_enabled else None
+    try:
+        key_ring(store, settings, start=False)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def key_ring(store: Store | None, settings: Settings, start: bool = True) -> KeyRing:
     """This worker's API keys, loaded now and refreshed in the background; an open gateway
     says so loudly, and ``require_auth`` refuses to start one."""
     ring = KeyRing(store, settings.auth_refresh_seconds)
@@ -137,7 +151,8 @@ def key_ring(store: Store | None, settings: Settings) -> KeyRing:
                                   "holds the keys, is switched off)")
                                + ": create one with driftgate keys create --scope admin")
         log.warning(OPEN_WARNING)
-    ring.start()
+    if start:
+        ring.start()
     return ring
 
 
