@@ -10,21 +10,25 @@ Example serving file (``driftgate.yaml``)::
         shadow: 5efgh...
     webhooks:
       - url: https://retrain.example.com/hooks/driftgate
-        secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+        secret_env: DRIFTGATE_WEBHOOK_SECRET   # or secret_file: /run/secrets/webhook
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitoring import MonitorConfig
+from service.secrets import read_secret
+
+log = logging.getLogger(__name__)
 
 
 class CanaryConfig(BaseModel):
@@ -42,9 +46,30 @@ class ServedModelConfig(BaseModel):
 
 
 class WebhookEndpoint(BaseModel):
+    """A retraining endpoint. Its Standard Webhooks secret comes from ``secret_env`` (an
+    environment variable) or ``secret_file`` (a file); ``secret`` inline in the serving file
+    works but warns. Never shown: left out of repr and dumps."""
+
     url: str
-    secret: str = Field(description="Standard Webhooks secret, base64 with optional whsec_ prefix.")
+    secret: str = Field("", repr=False, exclude=True,
+                        description="Standard Webhooks secret, base64 with optional whsec_ "
+                        "prefix (resolved from secret_env / secret_file when given).")
+    secret_env: str | None = Field(None, description="Environment variable holding the secret.")
+    secret_file: str | None = Field(None, description="File holding the secret.")
     models: list[str] | None = Field(default=None, description="Only these models; None = all.")
+
+    @model_validator(mode="after")
+    def _resolve_secret(self) -> WebhookEndpoint:
+        given = [n for n in ("secret", "secret_env", "secret_file") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError(f"webhook {self.url}: give exactly one of secret_env, secret_file "
+                             f"or secret (got {given or 'none'})")
+        if self.secret:
+            log.warning("webhook %s: its secret is inline in the serving file; give it as "
+                        "secret_env or secret_file instead", self.url)
+            return self
+        self.secret = read_secret(self.secret_env, self.secret_file)
+        return self
 
 
 class ServingConfig(BaseModel):
@@ -70,10 +95,14 @@ class Settings(BaseSettings):
         description="Where the SQLite log and state live. Default: .data, or, when served "
         "from a built Bento, $BENTOML_HOME/driftgate-data (never inside the Bento).",
     )
-    store_url: str | None = Field(
+    store_url: SecretStr | None = Field(
         None,
         description="Prediction log: a postgresql:// DSN, or a SQLite path. "
         "Default: <data_dir>/predictions.sqlite3.",
+    )
+    store_url_file: Path | None = Field(
+        None, description="A file holding store_url (a DSN with its password), e.g. a "
+        "mounted Kubernetes secret; used when store_url is not set.",
     )
     config_file: Path = Field(Path("driftgate.yaml"), description="YAML serving file.")
     durability: Literal["durable", "async"] = Field(
@@ -168,7 +197,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_store_url(self) -> str:
-        return self.store_url or str(self.data_dir / "predictions.sqlite3")
+        """The store's URL (it may hold a password: never print it; see redact_dsn)."""
+        if self.store_url is not None:
+            return self.store_url.get_secret_value()
+        if self.store_url_file is not None:
+            return read_secret(file=self.store_url_file)
+        return str(self.data_dir / "predictions.sqlite3")
 
     def serving(self) -> ServingConfig:
         return ServingConfig.load(self.config_file)

@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from service.secrets import redact_dsn
 from service.store import codec
 from service.store.access import POSTGRES_ACCESS_STATEMENTS
 from service.store.pool import ConnectionPool
@@ -145,7 +146,11 @@ class PostgresStore(SqlStoreBase):
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             lambda: psycopg.connect(dsn, autocommit=True, **defaults), max_idle=max_idle
         )
-        self._init_schema()
+        try:
+            self._init_schema()
+        except psycopg.Error as exc:  # libpq may quote the DSN: never its password
+            self._pool.close()
+            raise psycopg.OperationalError(redact_dsn(str(exc))) from None
 
     def _init_schema(self) -> None:
         """Create the schema once; concurrent openers serialize on an advisory lock and

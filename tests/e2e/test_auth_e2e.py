@@ -14,6 +14,7 @@ from loadtests.harness import metric_value, reference_rows
 from service.auth.keys import new_key
 from service.store.factory import open_store
 from tests.e2e.conftest import free_port, start_gateway
+from tests.webhooks.webhook_helpers import SECRET
 
 MODEL, LIMITED_TO = "diabetes", "breast-cancer"
 
@@ -69,6 +70,10 @@ def test_every_kind_of_endpoint_is_guarded(alerting_gateway):
                                ).status_code in (401, 403)
     assert (metric_value(gw.url, "driftgate_auth_failures_total",
                          {"reason": "missing_api_key"}) or 0) >= 4
+    # neither a key nor the webhook secret (inline in its serving file) is in the log
+    logged = gw.server.log.read_text()
+    assert "inline in the serving file" in logged  # the warning, naming only the URL
+    assert SECRET not in logged and not [k for k in gw.keys.values() if k in logged]
 
 
 def test_a_revoked_key_is_refused_by_every_worker_within_the_bound(alerting_gateway):

@@ -47,7 +47,9 @@ def issue_keys(store: AccessStore) -> Keys:
 
 
 @contextmanager
-def guarded_client(tmp_path: Path) -> Iterator[tuple[TestClient, GatewayContext, Keys]]:
+def guarded_client(
+    tmp_path: Path, serving: dict | None = None
+) -> Iterator[tuple[TestClient, GatewayContext, Keys]]:
     """The gateway's routes (bound to a fresh context with keys) behind :class:`AuthGuard`."""
     from service.api import app
     from service.api_context import build_context, gateway_context
@@ -55,7 +57,7 @@ def guarded_client(tmp_path: Path) -> Iterator[tuple[TestClient, GatewayContext,
     from service.config import get_settings
     from tests.service.gateway_helpers import configure
 
-    configure(tmp_path)
+    configure(tmp_path, serving)
     context = build_context(get_settings())
     assert context.store is not None and context.auth is not None
     keys = issue_keys(context.store)
