@@ -62,6 +62,11 @@ def cmd_models_register(args: argparse.Namespace) -> int:
     for item in args.kind or []:
         name, _, kind = item.partition("=")
         overrides.setdefault(name, {})["kind"] = kind
+    for item in args.pii or []:
+        name, _, mode = item.partition("=")
+        if mode not in ("hash", "drop"):
+            raise SystemExit(f"--pii takes FEATURE=hash or FEATURE=drop, not {item!r}")
+        overrides.setdefault(name, {})["pii"] = mode
     reference = _read_table(args.reference) if args.reference else None
     entry = register_model(
         args.name,
@@ -361,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--reference", help="held-out data for the reference sample")
     reg.add_argument("--task", choices=["classification", "regression"])
     reg.add_argument("--kind", action="append", help="override a feature kind: NAME=categorical")
+    reg.add_argument("--pii", action="append",
+                     help="personal data: NAME=hash (stored as a keyed hash; categorical and "
+                     "boolean) or NAME=drop (used to predict, never stored)")
     reg.add_argument("--metrics", help='JSON, e.g. {"accuracy": 0.93}')
     reg.add_argument("--code-version", default="unknown")
     reg.add_argument("--parent-version")

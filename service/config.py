@@ -171,6 +171,11 @@ class Settings(BaseSettings):
         description="Cancel BentoML's per-request timeout timers and gc.freeze() after "
         "start-up (see service.tail_latency).",
     )
+    pii_key: SecretStr | None = Field(
+        None, description="HMAC key of card features marked pii: hash (keep it secret and "
+        "stable: the same value gives the same token only under the same key).",
+    )
+    pii_key_file: Path | None = Field(None, description="A file holding pii_key.")
     require_auth: bool = Field(
         False, description="Refuse to start while the store holds no API key (production)."
     )
