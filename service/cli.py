@@ -289,6 +289,9 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     )
     output = args.output or f"{args.model}.{args.format}"
     export_to_file(frame, output, args.format)
+    store.audit_append(_actor(), "log.export", args.model,
+                       {"rows": len(frame), "since": args.since, "until": args.until,
+                        "version": args.version, "output": str(output)})
     print(f"wrote {len(frame)} rows to {output}")
     return 0
 
@@ -322,7 +325,9 @@ def cmd_webhooks_list(args: argparse.Namespace) -> int:
 def cmd_webhooks_retry(args: argparse.Namespace) -> int:
     from service.webhooks.dispatcher import retry_dead
 
-    count = retry_dead(_store(), args.id or None)
+    store = _store()
+    count = retry_dead(store, args.id or None)
+    store.audit_append(_actor(), "webhooks.retry", None, {"ids": args.id, "requeued": count})
     print(f"requeued {count} dead-lettered deliveries")
     return 0
 

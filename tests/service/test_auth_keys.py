@@ -119,3 +119,43 @@ def test_cli_creates_lists_revokes_and_audits(store, capsys):
     assert all(r["actor"].startswith("cli:") for r in trail)
     with pytest.raises(SystemExit):
         main(["keys", "create", "--scope", "predict", "--expires", "soon"])
+
+
+def test_metrics_open_by_default_or_behind_the_read_scope(store):
+    from service.auth.guard import authorize
+
+    token = make_key(store, "read")
+    predict = make_key(store, "predict")
+    ring = KeyRing(store)
+    ring.refresh()
+    scope = {"type": "http", "method": "GET", "path": "/metrics", "headers": [],
+             "query_string": b""}
+    assert authorize(ring, scope, metrics_open=True) is None
+    with pytest.raises(APIError) as caught:
+        authorize(ring, scope, metrics_open=False)
+    assert caught.value.type == "missing_api_key"
+    with pytest.raises(APIError) as caught:
+        authorize(ring, {**scope, "headers": [(b"authorization", f"Bearer {predict}".encode())]},
+                  metrics_open=False)
+    assert caught.value.type == "insufficient_scope"
+    allowed = authorize(ring, {**scope, "headers": [(b"x-api-key", token.encode())]},
+                        metrics_open=False)
+    assert allowed is not None and allowed.key_id == token.split("_")[1]
+
+
+def test_an_endpoint_missing_from_the_table_answers_admin_keys_only(store):
+    from service.auth.guard import authorize
+
+    ring = KeyRing(store)
+    keys = {scope: make_key(store, scope) for scope in ("predict", "read", "alerts", "admin")}
+    ring.refresh()
+    for scope, token in keys.items():
+        request = {"type": "http", "method": "POST", "path": "/brand-new/thing",
+                   "headers": [(b"authorization", f"Bearer {token}".encode())],
+                   "query_string": b""}
+        if scope == "admin":
+            assert authorize(ring, request) is not None
+        else:
+            with pytest.raises(APIError) as caught:
+                authorize(ring, request)
+            assert (caught.value.status, caught.value.details) == (403, {"needed": "admin"})
