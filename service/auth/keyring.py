@@ -65,7 +65,7 @@ class KeyRing:
         self.store = store
         self.refresh_seconds = refresh_seconds
         self.clock = clock
-        self._keys: dict[str, ApiKeyRow] = {}
+        self._keys: dict[str, tuple[ApiKeyRow, Principal]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -74,7 +74,8 @@ class KeyRing:
         return bool(self._keys)
 
     def load(self, keys: Iterable[ApiKeyRow]) -> None:
-        self._keys = {k.id: k for k in keys}
+        """Replace the copy (each key's principal is built here, not per request)."""
+        self._keys = {k.id: (k, _principal(k)) for k in keys}
 
     def refresh(self) -> None:
         """Reload the keys from the store (the last copy stays if it does not answer)."""
@@ -105,13 +106,18 @@ class KeyRing:
             raise unauthorized("missing_api_key", "this endpoint needs an API key: send "
                                "'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
         key_id = key_id_of(token)
-        row = self._keys.get(key_id) if key_id is not None else None
-        valid = hmac.compare_digest(hash_key(token), row.key_hash if row else _DUMMY_HASH)
-        if row is None or not valid:
+        found = self._keys.get(key_id) if key_id is not None else None
+        stored = found[0].key_hash if found is not None else _DUMMY_HASH
+        if not hmac.compare_digest(hash_key(token), stored) or found is None:
             raise unauthorized("invalid_api_key", "the API key is not valid")
+        row, principal = found
         if row.revoked_at is not None:
             raise unauthorized("revoked_api_key", f"the API key {row.id} was revoked")
         if row.expires_at is not None and row.expires_at <= self.clock():
             raise unauthorized("expired_api_key", f"the API key {row.id} has expired")
-        models = frozenset(row.models) if row.models is not None else None
-        return Principal(row.id, frozenset(row.scopes), models)
+        return principal
+
+
+def _principal(row: ApiKeyRow) -> Principal:
+    models = frozenset(row.models) if row.models is not None else None
+    return Principal(row.id, frozenset(row.scopes), models)

@@ -27,6 +27,7 @@ SCOPES = (PREDICT, FEEDBACK, READ, ADMIN, ALERTS)
 
 PREFIX = "dg_"
 _TOKEN = re.compile(r"dg_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
+_LENGTH = len(PREFIX) + 12 + 1 + 43
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -37,6 +38,8 @@ def hash_key(token: str) -> str:
 
 def key_id_of(token: str) -> str | None:
     """The public id of a well-formed key, else None."""
+    if len(token) != _LENGTH or not token.startswith(PREFIX):
+        return None
     match = _TOKEN.fullmatch(token)
     return match.group(1) if match else None
 
