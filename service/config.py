@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitoring import MonitorConfig
@@ -50,6 +50,8 @@ class WebhookEndpoint(BaseModel):
     environment variable) or ``secret_file`` (a file); ``secret`` inline in the serving file
     works but warns. Never shown: left out of repr and dumps."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)  # errors never quote a secret
+
     url: str
     secret: str = Field("", repr=False, exclude=True,
                         description="Standard Webhooks secret, base64 with optional whsec_ "
@@ -75,6 +77,8 @@ class WebhookEndpoint(BaseModel):
 class ServingConfig(BaseModel):
     """Contents of the YAML serving file. ``models`` empty means: serve every registered model."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     models: dict[str, ServedModelConfig] = Field(default_factory=dict)
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
 
@@ -88,7 +92,8 @@ class ServingConfig(BaseModel):
 class Settings(BaseSettings):
     """Gateway and monitor settings, read from ``DRIFTGATE_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="DRIFTGATE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DRIFTGATE_", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)
 
     data_dir: Path = Field(
         default_factory=lambda: default_data_dir(),

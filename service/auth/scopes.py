@@ -69,6 +69,8 @@ ROUTE_SCOPES: dict[tuple[str, str], Rule] = {
 }
 PUBLIC_PATHS = frozenset(path for (_, path), rule in ROUTE_SCOPES.items()
                          if rule.scope == PUBLIC)
+DOCS_ASSETS = ("/static_content/", "/assets/")
+"""BentoML's files of the docs UI at ``/``: the ``read`` scope, as the UI."""
 UNDECLARED = Rule(ADMIN, "all")
 """What a route missing from :data:`ROUTE_SCOPES` needs (fail closed)."""
 
@@ -95,4 +97,6 @@ class ScopeTable:
         for rule_method, pattern, rule in self._templates:
             if rule_method == method and (match := pattern.match(path)):
                 return rule, match.groupdict().get("name")
+        if method == "GET" and path.startswith(DOCS_ASSETS):
+            return Rule(READ), None
         return UNDECLARED, None

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from service.auth.keys import ADMIN
-from service.config import Settings, WebhookEndpoint
+from service.config import ServingConfig, Settings, WebhookEndpoint
 from service.secrets import redact_dsn
 from service.store.factory import open_store
 from tests.pg_fixtures import pg_database, pg_schema_url  # noqa: F401
@@ -34,7 +34,11 @@ def test_webhook_secret_from_env_or_file_and_never_shown(tmp_path, monkeypatch, 
     assert "inline" in caplog.text and WEBHOOK_SECRET not in caplog.text
     for endpoint in (from_env, from_file, inline):
         assert WEBHOOK_SECRET not in repr(endpoint) + str(endpoint.model_dump())
-    for bad in ({}, {"secret": "a", "secret_env": "HOOK_SECRET"},
+    with pytest.raises(ValueError) as caught:  # a broken serving file: the error quotes nothing
+        ServingConfig.model_validate({"webhooks": [
+            {"url": "http://r/5", "secret": WEBHOOK_SECRET, "secret_env": "HOOK_SECRET"}]})
+    assert "exactly one" in str(caught.value) and WEBHOOK_SECRET[-8:] not in str(caught.value)
+    for bad in ({}, {"secret": WEBHOOK_SECRET, "secret_env": "HOOK_SECRET"},
                 {"secret_env": "NOT_SET_ANYWHERE"}, {"secret_file": str(tmp_path / "none")}):
         with pytest.raises(ValueError) as caught:
             WebhookEndpoint(url="http://r/4", **bad)
