@@ -104,3 +104,11 @@ def test_a_revoked_key_is_refused_by_every_worker_within_the_bound(alerting_gate
 def test_a_gateway_that_requires_keys_and_has_none_refuses_to_start(tmp_path):
     with pytest.raises(RuntimeError, match="DRIFTGATE_REQUIRE_AUTH is set"):
         start_gateway(tmp_path, free_port(), {"DRIFTGATE_REQUIRE_AUTH": "true"}, timeout=60)
+
+
+def test_an_open_gateway_says_so_and_a_keyed_one_does_not(gateway, alerting_gateway):
+    from service.api_context import OPEN_WARNING
+
+    assert OPEN_WARNING in gateway.log.read_text()  # the shared gateway has no key
+    assert OPEN_WARNING not in alerting_gateway.server.log.read_text()
+    assert httpx.get(f"{gateway.url}/models", timeout=10).status_code == 200
