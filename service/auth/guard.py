@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -40,8 +41,6 @@ def _key_of(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 def _query_model(scope: Scope) -> str | None:
-    from urllib.parse import parse_qs
-
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("model")
     return values[-1] if values else None
 
