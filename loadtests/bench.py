@@ -5,6 +5,7 @@
     python -m loadtests.bench --logging-modes     # + logging off / durable / async (~6 min)
     python -m loadtests.bench --logging-modes --postgres          # + PostgreSQL (default DSN)
     python -m loadtests.bench --logging-modes --postgres postgresql://me@db:5432/postgres
+    python -m loadtests.bench --auth              # bare, driftgate, driftgate with API keys
 
 Both services run at once on 127.0.0.1, each in its own temporary data directory, and wrk
 (64 connections, a Lua POST script rotating reference rows of ``diabetes``) drives them in
@@ -69,7 +70,7 @@ local reqs = {}
 local i = 0
 init = function(args)
   for k, b in ipairs(bodies) do
-    reqs[k] = wrk.format("POST", nil, {["Content-Type"] = "application/json"}, b)
+    reqs[k] = wrk.format("POST", nil, {["Content-Type"] = "application/json"%(headers)s}, b)
   end
   i = math.random(#reqs)
 end
@@ -102,6 +103,11 @@ class Target:
     monitored: bool = False
     baseline: str = "bare"  # the bare target this one is compared with
     server: Server | None = None
+    api_key: str | None = None  # created in the gateway's store before it starts; sent
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     @property
     def path(self) -> str:
@@ -146,12 +152,39 @@ def launch(target: Target, data_dir: Path) -> Launched:
         config = data_dir / "driftgate.yaml"  # serve the benchmarked model only, like bare
         config.write_text(yaml.safe_dump({"models": {MODEL: {"default": "latest"}}}))
         env |= {"DRIFTGATE_DATA_DIR": str(data_dir), "DRIFTGATE_CONFIG_FILE": str(config)}
+        if target.api_key:
+            store_key(data_dir / "predictions.sqlite3", target.api_key)
     process = subprocess.Popen(
         [str(BENTOML), "serve", service, "--port", str(port), "--host", "127.0.0.1"],
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     return Launched(process, port, data_dir, log)
+
+
+def new_api_key() -> str:
+    """A predict-scope key for a target (stored by :func:`store_key` at its start)."""
+    from service.auth.keys import new_key
+
+    token, _ = new_key(["predict"], models=None, expires_at=None, name="bench", actor="bench",
+                       now=time.time())
+    return token
+
+
+def store_key(path: Path, token: str) -> None:
+    from service.auth.keys import hash_key, key_id_of
+    from service.store.entities import ApiKeyRow
+    from service.store.factory import open_store
+
+    key_id = key_id_of(token)
+    assert key_id is not None
+    store = open_store(path)
+    try:
+        if key_id not in {k.id for k in store.key_list()}:
+            store.key_insert(ApiKeyRow(key_id, hash_key(token), "bench", ["predict"], None,
+                                       time.time(), "bench"))
+    finally:
+        store.close()
 
 
 def start_all(targets: list[Target], base: Path, started: list[Server],
@@ -191,7 +224,8 @@ def check_same_predictions(targets: list[Target], rows: list[dict[str, Any]]) ->
     answers = {}
     for t in targets:
         assert t.server is not None
-        response = httpx.post(t.server.url + t.path, json=t.body(rows), timeout=30)
+        response = httpx.post(t.server.url + t.path, json=t.body(rows), timeout=30,
+                              headers=t.headers)
         if response.status_code != 200:
             raise RuntimeError(f"{t.label}: {response.status_code} {response.text[:500]}")
         data = response.json()
@@ -229,9 +263,11 @@ def ensure_wrk() -> str:
     )
 
 
-def wrk_script(path: Path, bodies: list[dict[str, Any]]) -> Path:
+def wrk_script(path: Path, bodies: list[dict[str, Any]],
+               headers: dict[str, str] | None = None) -> Path:
     quoted = ",".join(f"[==[{json.dumps(b, separators=(',', ':'))}]==]" for b in bodies)
-    path.write_text(WRK_SCRIPT % {"bodies": quoted})
+    extra = "".join(f', ["{k}"] = "{v}"' for k, v in (headers or {}).items())
+    path.write_text(WRK_SCRIPT % {"bodies": quoted, "headers": extra})
     return path
 
 
@@ -369,7 +405,8 @@ def run_case(case: Case, wrk: str, workdir: Path, args: argparse.Namespace) -> N
     rows = reference_rows(MODEL, n_bodies * case.rows, seed=case.rows)
     chunks = [rows[i * case.rows:(i + 1) * case.rows] for i in range(n_bodies)]
     scripts = {
-        t.key: wrk_script(workdir / f"{case.name}-{t.key}.lua", [t.body(c) for c in chunks])
+        t.key: wrk_script(workdir / f"{case.name}-{t.key}.lua", [t.body(c) for c in chunks],
+                          t.headers)
         for t in case.targets
     }
     print(f"\n[{case.name}] warm-up {args.warmup:.0f} s per service", flush=True)
@@ -535,6 +572,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--postgres", nargs="?", const=DEFAULT_PG, metavar="DSN",
                    help=f"with --logging-modes, also on PostgreSQL (default DSN {DEFAULT_PG}); "
                    "a throwaway database is created and dropped")
+    p.add_argument("--auth", action="store_true",
+                   help="the cost of API keys: bare, driftgate, and driftgate with a key in its "
+                   "store and every request carrying one (one-row case only)")
     p.add_argument("--catch-up-timeout", type=float, default=30.0,
                    help="longest wait for the monitor to catch up after a round")
     p.add_argument("--keep", action="store_true", help="keep the data dirs and server logs")
@@ -576,6 +616,10 @@ def main(argv: list[str] | None = None) -> int:
     started: list[Server] = []
     pg: tuple[str, str] | None = None
     started_at = time.monotonic()
+    auth = Target("auth", "driftgate + API key", env=full.env, monitored=True,
+                  baseline="driftgate", api_key=new_api_key())
+    if args.auth:
+        single = [bare, full, auth]
     try:
         if args.logging_modes:
             single += [gateway_target("off", "driftgate (logging off)", "sqlite", logging=False),
@@ -599,8 +643,9 @@ def main(argv: list[str] | None = None) -> int:
         start_all(single, workdir, started)
         print(f"all ready after {time.monotonic() - started_at:.0f} s; "
               + check_same_predictions(single, reference_rows(MODEL, 8, seed=0)), flush=True)
-        cases = [Case("one row", 1, single), Case(f"batch of {args.batch}", args.batch,
-                                                  [bare, full])]
+        cases = [Case("one row", 1, single)]
+        if not args.auth:
+            cases.append(Case(f"batch of {args.batch}", args.batch, [bare, full]))
         for case in cases:
             run_case(case, wrk, workdir, args)
         print(f"\nresults (medians over rounds; run took {time.monotonic() - started_at:.0f} s)")
@@ -629,6 +674,12 @@ def print_verdict(case: Case, rows: list[dict[str, Any]]) -> None:
     """The quality bar, for both configurations: with and without the tail-latency fix."""
     by_key = {r["target"].key: r for r in rows}
     paired = paired_ratios(case)
+    if "auth" in paired and "driftgate" in by_key:
+        with_key, without = by_key["auth"], by_key["driftgate"]
+        print(f"authentication (a predict key on every request vs no keys, one row): "
+              f"{paired['auth']['rps']:.3f}x req/s, p50 {paired['auth']['p50']:.2f}x, "
+              f"p99 {paired['auth']['p99']:.2f}x (medians {with_key['rps']:.0f} vs "
+              f"{without['rps']:.0f} req/s); errors {with_key['errors']}")
     for key, title in (("driftgate", "with the timer/GC fix on both sides"),
                        ("driftgate-stock", "stock, no fix on either side")):
         if key not in by_key or key not in paired:

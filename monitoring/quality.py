@@ -61,18 +61,25 @@ class FeatureSpec:
     max: float | None = None
     categories: list[str] | None = None
     nullable: bool = False
+    pii: str | None = None  # "hash" (stored as a keyed hash) or "drop" (never stored)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"feature {self.name!r}: kind must be one of {KINDS}, "
                              f"not {self.kind!r}")
+        if self.pii not in (None, "hash", "drop"):
+            raise ValueError(f"feature {self.name!r}: pii must be 'hash' or 'drop', "
+                             f"not {self.pii!r}")
+        if self.pii == "hash" and self.kind == "numeric":
+            raise ValueError(f"feature {self.name!r}: pii 'hash' keeps drift detection for "
+                             "categorical and boolean features only; drop a numeric one")
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> FeatureSpec:
         """The spec from a card's JSON form (missing fields take their defaults)."""
         return cls(name=str(d["name"]), kind=d.get("kind", "numeric"), dtype=d.get("dtype"),
                    min=d.get("min"), max=d.get("max"), categories=d.get("categories"),
-                   nullable=bool(d.get("nullable", False)))
+                   nullable=bool(d.get("nullable", False)), pii=d.get("pii"))
 
 
 class Issue(NamedTuple):

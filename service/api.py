@@ -20,6 +20,7 @@ from starlette.types import Scope
 
 from models.registry import list_models
 from service.api_context import Context, require_store
+from service.auth.guard import check_model, principal_of
 from service.calibration_view import calibration
 from service.errors import APIError, not_found
 from service.feedback import FeedbackRequest, apply_feedback
@@ -86,6 +87,7 @@ async def predict(request: Request, ctx: Context) -> JSONResponse:
     except APIError as error:
         ctx.core.count_error(error)
         raise
+    check_model(request.scope, body["model"])
     result = await ctx.core.predict(
         body["model"], version, body.get("inputs"), request_id(request), current_trace_id()
     )
@@ -99,7 +101,9 @@ async def predict(request: Request, ctx: Context) -> JSONResponse:
 async def feedback(request: Request, ctx: Context) -> JSONResponse:
     store = require_store(ctx)
     payload = parse_as(FeedbackRequest, await read_json(request, ctx.settings.max_body_bytes))
-    result = await apply_feedback(payload, store, ctx.core)
+    principal = principal_of(request.scope)
+    allowed = principal.models if principal is not None else None
+    result = await apply_feedback(payload, store, ctx.core, allowed)
     return JSONResponse(result)
 
 
@@ -225,6 +229,9 @@ app.include_router(routing_router)
 from service.rollout_api import router as rollout_router  # noqa: E402 - kept with its include
 
 app.include_router(rollout_router)
+from service.audit_api import router as audit_router  # noqa: E402 - kept with its include
+
+app.include_router(audit_router)
 
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 BENTOML_PREFIXES = ("/static_content/", "/assets/")

@@ -15,6 +15,7 @@ from bentoml.exceptions import BentoMLException
 from fastapi import Depends
 
 from service.alerts import AlertReceiver
+from service.auth.keyring import KeyRing
 from service.config import Settings
 from service.core import GatewayCore, NullSink, RecordSink
 from service.errors import APIError
@@ -43,6 +44,7 @@ class GatewayContext:
     writer: GroupCommitWriter | None = None
     alerts: AlertReceiver | None = None  # needs the store
     watcher: RoutingWatcher | None = None
+    auth: KeyRing | None = None
     _ready: tuple[float, bool] = (-math.inf, False)  # (checked at, answer)
 
     def ready(self, max_age: float = 1.0) -> bool:
@@ -65,6 +67,8 @@ class GatewayContext:
     async def close(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        if self.auth is not None:
+            self.auth.stop()
         if self.writer is not None:
             await self.writer.close()
         if self.store is not None:
@@ -110,7 +114,46 @@ def build_context(settings: Settings) -> GatewayContext:
         retrain = RetrainRequests(store, serving.webhooks, settings)
         alerts = AlertReceiver(store, retrain, router.reference_fingerprint, ServedNames(router))
     return GatewayContext(core=core, settings=settings, store=store, writer=writer,
-                          alerts=alerts, watcher=watcher)
+                          alerts=alerts, watcher=watcher, auth=key_ring(store, settings))
+
+
+OPEN_WARNING = (
+    "THE GATEWAY IS OPEN: the store holds no API key, so anyone who can reach this port can "
+    "predict, send labels, read every model and change routing. Create a key "
+    "(driftgate keys create --scope admin) and set DRIFTGATE_REQUIRE_AUTH=true in production."
+)
+
+
+def require_keys(settings: Settings) -> None:
+    """Refuse to start (``DRIFTGATE_REQUIRE_AUTH``) while the store holds no API key; run
+    where ``bentoml serve`` imports the service, so the server exits instead of restarting
+    workers that cannot start."""
+    if not settings.require_auth:
+        return
+    store = open_store(settings.resolved_store_url) if settings.logging_enabled else None
+    try:
+        key_ring(store, settings, start=False)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def key_ring(store: Store | None, settings: Settings, start: bool = True) -> KeyRing:
+    """This worker's API keys, loaded now and refreshed in the background; an open gateway
+    says so loudly, and ``require_auth`` refuses to start one."""
+    ring = KeyRing(store, settings.auth_refresh_seconds)
+    if store is not None:
+        ring.load(store.key_list())  # a store that does not answer fails the start
+    if not ring.enabled:
+        if settings.require_auth:
+            raise RuntimeError("DRIFTGATE_REQUIRE_AUTH is set but the store holds no API key"
+                               + ("" if store is not None else " (the prediction log, which "
+                                  "holds the keys, is switched off)")
+                               + ": create one with driftgate keys create --scope admin")
+        log.warning(OPEN_WARNING)
+    if start:
+        ring.start()
+    return ring
 
 
 class ServedNames(Collection[str]):

@@ -22,6 +22,9 @@
     driftgate monitor run [--port 3001]
     driftgate webhooks list [--status dead]
     driftgate webhooks retry [--id N ...]
+    driftgate keys create --scope predict [--models diabetes] [--expires 90d] [--name ci]
+    driftgate keys list | keys revoke KEY_ID
+    driftgate audit [--since T] [--action key.create]
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ def cmd_models_register(args: argparse.Namespace) -> int:
     for item in args.kind or []:
         name, _, kind = item.partition("=")
         overrides.setdefault(name, {})["kind"] = kind
+    for item in args.pii or []:
+        name, _, mode = item.partition("=")
+        if mode not in ("hash", "drop"):
+            raise SystemExit(f"--pii takes FEATURE=hash or FEATURE=drop, not {item!r}")
+        overrides.setdefault(name, {})["pii"] = mode
     reference = _read_table(args.reference) if args.reference else None
     entry = register_model(
         args.name,
@@ -76,6 +84,8 @@ def cmd_models_register(args: argparse.Namespace) -> int:
         reference=reference.drop(columns=[args.target]) if reference is not None else None,
         reference_target=reference[args.target] if reference is not None else None,
     )
+    _store().audit_append(_actor(), "model.register", args.name,
+                          {"version": entry.version, "code_version": args.code_version})
     _print({"registered": entry.tag, "card": entry.card.model_dump()})
     return 0
 
@@ -116,13 +126,17 @@ def _store():
     return open_store(settings.resolved_store_url)
 
 
-def _admin():
+def _actor() -> str:
     import getpass
     import socket
 
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _admin():
     from service.routing_state import RoutingAdmin
 
-    return RoutingAdmin(_store(), f"cli:{getpass.getuser()}@{socket.gethostname()}")
+    return RoutingAdmin(_store(), _actor())
 
 
 def _report(change: Any) -> int:
@@ -280,6 +294,9 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     )
     output = args.output or f"{args.model}.{args.format}"
     export_to_file(frame, output, args.format)
+    store.audit_append(_actor(), "log.export", args.model,
+                       {"rows": len(frame), "since": args.since, "until": args.until,
+                        "version": args.version, "output": str(output)})
     print(f"wrote {len(frame)} rows to {output}")
     return 0
 
@@ -313,7 +330,9 @@ def cmd_webhooks_list(args: argparse.Namespace) -> int:
 def cmd_webhooks_retry(args: argparse.Namespace) -> int:
     from service.webhooks.dispatcher import retry_dead
 
-    count = retry_dead(_store(), args.id or None)
+    store = _store()
+    count = retry_dead(store, args.id or None)
+    store.audit_append(_actor(), "webhooks.retry", None, {"ids": args.id, "requeued": count})
     print(f"requeued {count} dead-lettered deliveries")
     return 0
 
@@ -363,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--reference", help="held-out data for the reference sample")
     reg.add_argument("--task", choices=["classification", "regression"])
     reg.add_argument("--kind", action="append", help="override a feature kind: NAME=categorical")
+    reg.add_argument("--pii", action="append",
+                     help="personal data: NAME=hash (stored as a keyed hash; categorical and "
+                     "boolean) or NAME=drop (used to predict, never stored)")
     reg.add_argument("--metrics", help='JSON, e.g. {"accuracy": 0.93}')
     reg.add_argument("--code-version", default="unknown")
     reg.add_argument("--parent-version")
@@ -379,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     _routing_commands(models, groups)
 
     _rollout_commands(groups)
+    from service.keys_cli import add_commands
+
+    add_commands(groups, _store, _actor)
     log = groups.add_parser("log", help="the prediction log").add_subparsers(
         dest="command", required=True
     )
@@ -507,6 +532,9 @@ def _routing_commands(models: Any, groups: Any) -> None:
     config.add_argument("--prometheus-port", type=int, default=9090)
     config.add_argument("--alertmanager-port", type=int, default=9093)
     config.add_argument("--dir", default=".data/observability")
+    config.add_argument("--alerts-key-file",
+                        help="file holding the gateway's alerts-scope key, which Alertmanager "
+                        "sends as its bearer credential (default: DIR/driftgate-alerts.key)")
     config.set_defaults(func=cmd_observability_config)
 
 
@@ -527,8 +555,13 @@ def cmd_observability_config(args: argparse.Namespace) -> int:
     from service.observability_config import Ports, write
 
     ports = Ports(args.gateway, args.prometheus_port, args.alertmanager_port)
-    for command in write(ports, Path(args.dir)):
+    key_file = Path(args.alerts_key_file or Path(args.dir) / "driftgate-alerts.key")
+    for command in write(ports, Path(args.dir), key_file):
         print(shlex.join(command))
+    if not key_file.exists():
+        print(f"# Alertmanager sends the key in {key_file} to the gateway; create it with",
+              f"#   driftgate keys create --scope alerts --name alertmanager > {key_file}",
+              f"#   chmod 600 {key_file}", sep="\n", file=sys.stderr)
     return 0
 
 

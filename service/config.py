@@ -10,21 +10,25 @@ Example serving file (``driftgate.yaml``)::
         shadow: 5efgh...
     webhooks:
       - url: https://retrain.example.com/hooks/driftgate
-        secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+        secret_env: DRIFTGATE_WEBHOOK_SECRET   # or secret_file: /run/secrets/webhook
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitoring import MonitorConfig
+from service.secrets import read_secret
+
+log = logging.getLogger(__name__)
 
 
 class CanaryConfig(BaseModel):
@@ -42,13 +46,38 @@ class ServedModelConfig(BaseModel):
 
 
 class WebhookEndpoint(BaseModel):
+    """A retraining endpoint. Its Standard Webhooks secret comes from ``secret_env`` (an
+    environment variable) or ``secret_file`` (a file); ``secret`` inline in the serving file
+    works but warns. Never shown: left out of repr and dumps."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # errors never quote a secret
+
     url: str
-    secret: str = Field(description="Standard Webhooks secret, base64 with optional whsec_ prefix.")
+    secret: str = Field("", repr=False, exclude=True,
+                        description="Standard Webhooks secret, base64 with optional whsec_ "
+                        "prefix (resolved from secret_env / secret_file when given).")
+    secret_env: str | None = Field(None, description="Environment variable holding the secret.")
+    secret_file: str | None = Field(None, description="File holding the secret.")
     models: list[str] | None = Field(default=None, description="Only these models; None = all.")
+
+    @model_validator(mode="after")
+    def _resolve_secret(self) -> WebhookEndpoint:
+        given = [n for n in ("secret", "secret_env", "secret_file") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError(f"webhook {self.url}: give exactly one of secret_env, secret_file "
+                             f"or secret (got {given or 'none'})")
+        if self.secret:
+            log.warning("webhook %s: its secret is inline in the serving file; give it as "
+                        "secret_env or secret_file instead", self.url)
+            return self
+        self.secret = read_secret(self.secret_env, self.secret_file)
+        return self
 
 
 class ServingConfig(BaseModel):
     """Contents of the YAML serving file. ``models`` empty means: serve every registered model."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     models: dict[str, ServedModelConfig] = Field(default_factory=dict)
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
@@ -63,17 +92,22 @@ class ServingConfig(BaseModel):
 class Settings(BaseSettings):
     """Gateway and monitor settings, read from ``DRIFTGATE_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="DRIFTGATE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DRIFTGATE_", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)
 
     data_dir: Path = Field(
         default_factory=lambda: default_data_dir(),
         description="Where the SQLite log and state live. Default: .data, or, when served "
         "from a built Bento, $BENTOML_HOME/driftgate-data (never inside the Bento).",
     )
-    store_url: str | None = Field(
+    store_url: SecretStr | None = Field(
         None,
         description="Prediction log: a postgresql:// DSN, or a SQLite path. "
         "Default: <data_dir>/predictions.sqlite3.",
+    )
+    store_url_file: Path | None = Field(
+        None, description="A file holding store_url (a DSN with its password), e.g. a "
+        "mounted Kubernetes secret; used when store_url is not set.",
     )
     config_file: Path = Field(Path("driftgate.yaml"), description="YAML serving file.")
     durability: Literal["durable", "async"] = Field(
@@ -163,6 +197,21 @@ class Settings(BaseSettings):
         description="Cancel BentoML's per-request timeout timers and gc.freeze() after "
         "start-up (see service.tail_latency).",
     )
+    pii_key: SecretStr | None = Field(
+        None, description="HMAC key of card features marked pii: hash (keep it secret and "
+        "stable: the same value gives the same token only under the same key).",
+    )
+    pii_key_file: Path | None = Field(None, description="A file holding pii_key.")
+    require_auth: bool = Field(
+        False, description="Refuse to start while the store holds no API key (production)."
+    )
+    metrics_require_key: bool = Field(
+        False, description="/metrics needs a key with the read scope (else it is open)."
+    )
+    auth_refresh_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often each worker re-reads the API keys (a "
+        "revocation reaches every worker within this plus one store read).",
+    )
     public_url: str = Field(
         "http://localhost:3000", description="Base URL put into webhook payloads."
     )
@@ -187,7 +236,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_store_url(self) -> str:
-        return self.store_url or str(self.data_dir / "predictions.sqlite3")
+        """The store's URL (it may hold a password: never print it; see redact_dsn)."""
+        if self.store_url is not None:
+            return self.store_url.get_secret_value()
+        if self.store_url_file is not None:
+            return read_secret(file=self.store_url_file)
+        return str(self.data_dir / "predictions.sqlite3")
 
     def serving(self) -> ServingConfig:
         return ServingConfig.load(self.config_file)

@@ -194,9 +194,11 @@ def _records(
     now = time.time()
     probabilities = prediction.probabilities
     ids = new_prediction_ids(len(batch.rows))
+    stored = model.pii.apply if model.pii.active else None  # pii: drop / hash
     return [
         PredictionRecord(
-            model=model.name, version=model.version, features=row, prediction=value,
+            model=model.name, version=model.version,
+            features=stored(row) if stored else row, prediction=value,
             id=ids[i], ts=now, arm=arm,
             probabilities=probabilities[i] if probabilities is not None else None,
             latency_ms=latency_ms, request_id=request_id, trace_id=trace_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from typing import Any
 
 from anyio import to_thread
@@ -53,10 +54,12 @@ def normalise_label(label: Any, card: ModelCard | None) -> Any:
 
 
 def _apply(
-    payload: FeedbackRequest, store: LogStore, router: Router
+    payload: FeedbackRequest, store: LogStore, router: Router,
+    models: Collection[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, int]]:
     ids = [item.id for item in payload.items]
-    known = {record.id: record for record in store.get(ids)}
+    known = {record.id: record for record in store.get(ids)
+             if models is None or record.model in models}  # others' ids are "unknown"
     problems: list[dict[str, Any]] = []
     labels: dict[int, Any] = {}
     for index, item in enumerate(payload.items):
@@ -87,10 +90,13 @@ def _apply(
 
 
 async def apply_feedback(
-    payload: FeedbackRequest, store: LogStore, core: GatewayCore
+    payload: FeedbackRequest, store: LogStore, core: GatewayCore,
+    models: Collection[str] | None = None,
 ) -> dict[str, Any]:
+    """Apply the labels; ``models`` limits them to predictions of those models (a key
+    limited to some models): the ids of other models' predictions are reported unknown."""
     try:
-        body, per_model = await to_thread.run_sync(_apply, payload, store, core.router)
+        body, per_model = await to_thread.run_sync(_apply, payload, store, core.router, models)
     except APIError as error:
         core.count_error(error, error.model or None)
         raise

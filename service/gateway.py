@@ -10,7 +10,8 @@ import bentoml
 from threadpoolctl import threadpool_limits
 
 from service.api import app
-from service.api_context import build_context
+from service.api_context import build_context, require_keys
+from service.auth.guard import AuthGuard
 from service.config import get_settings
 from service.connection_limits import limit_connections
 from service.fast_routes import app as fast_app
@@ -22,6 +23,7 @@ from service.tail_latency import cancel_request_timers, freeze_startup_objects
 from service.tracing import bentoml_tracing_config
 
 SETTINGS = get_settings()
+require_keys(SETTINGS)
 cancel_request_timers(SETTINGS.tail_latency_fix)
 limit_connections(SETTINGS.header_timeout_seconds, SETTINGS.keepalive_timeout_seconds,
                   SETTINGS.max_connections)
@@ -64,4 +66,5 @@ class Gateway:
         await self.context.close()
 
 
-Gateway.add_asgi_middleware(NewlinePathGuard)  # type: ignore[attr-defined]  # bentoml's stubs
+Gateway.add_asgi_middleware(AuthGuard)  # type: ignore[attr-defined]  # bentoml's stubs
+Gateway.add_asgi_middleware(NewlinePathGuard)  # type: ignore[attr-defined]

@@ -53,7 +53,11 @@ async def read_optional_json(request: Request, max_bytes: int) -> Any:
 
 
 def client_actor(request: Request) -> str:
-    """Who made an admin change over HTTP, for histories: ``http:<client address>``."""
+    """Who made an admin change over HTTP, for histories and the audit trail: the API key
+    (``key:<id>``), else ``http:<client address>`` (an open gateway)."""
+    principal = request.scope.get("driftgate.principal")  # service.auth.guard.PRINCIPAL
+    if principal is not None:
+        return str(principal.actor)
     return f"http:{request.client.host if request.client else 'unknown'}"
 
 

@@ -200,10 +200,13 @@ def exposed_names() -> set[str]:
     >>> {"driftgate_predictions_total", "driftgate_log_write_seconds_bucket"} <= exposed_names()
     True
     """
+    from service.auth.metrics import auth_failures
+
     registry = CollectorRegistry()
     _gateway_metrics(registry)
     _monitor_metrics(registry)
     _rollout_metrics(registry)
+    auth_failures(registry)
     names: set[str] = set()
     for family in registry.collect():
         if family.type == "counter":

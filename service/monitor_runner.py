@@ -73,8 +73,14 @@ RetrainHook = Callable[[str, str, str, list[ModelEvent], str | None, Lease | Non
 
 
 def build_monitor(model: str, version: str, config: MonitorConfig) -> ModelMonitor:
+    """The version's monitor, seeing its card and reference as its records are stored
+    (``pii`` features dropped or hashed, see :mod:`service.pii`)."""
+    from service.pii import PiiPolicy, pii_key
+
     entry = get_model(model, version)
-    return ModelMonitor(entry.card.model_dump(), entry.reference(), config)
+    policy = PiiPolicy(entry.card.features, pii_key())
+    return ModelMonitor(policy.card(entry.card.model_dump()), policy.reference(entry.reference()),
+                        config)
 
 
 @dataclass

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 RULES = ROOT / "monitoring" / "rules" / "driftgate.rules.yml"
 SHIPPED_GATEWAY = "localhost:3000"
+SHIPPED_KEY_FILE = "/etc/alertmanager/driftgate-alerts.key"
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,16 @@ def prometheus_config(ports: Ports) -> dict[str, Any]:
     return config
 
 
-def alertmanager_config(ports: Ports) -> dict[str, Any]:
+def alertmanager_config(ports: Ports, alerts_key_file: Path | None = None) -> dict[str, Any]:
+    """The shipped Alertmanager configuration with these ports and, when given, the file
+    holding the gateway's ``alerts`` key (its bearer credential)."""
     config = yaml.safe_load((DEPLOY / "alertmanager.yml").read_text())
     for receiver in config["receivers"]:
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = hook["url"].replace(SHIPPED_GATEWAY, ports.gateway)
+            authorization = hook.get("http_config", {}).get("authorization")
+            if authorization is not None and alerts_key_file is not None:
+                authorization["credentials_file"] = str(alerts_key_file.resolve())
     return config
 
 
@@ -61,9 +67,13 @@ def commands(ports: Ports, directory: Path) -> list[list[str]]:
     ]
 
 
-def write(ports: Ports, directory: Path) -> list[list[str]]:
-    """Write ``prometheus.yml`` and ``alertmanager.yml`` into ``directory``; the commands."""
+def write(ports: Ports, directory: Path, alerts_key_file: Path | None = None) -> list[list[str]]:
+    """Write ``prometheus.yml`` and ``alertmanager.yml`` into ``directory``; the commands.
+    ``alerts_key_file`` (default ``<directory>/driftgate-alerts.key``) holds the gateway's
+    ``alerts`` key that Alertmanager sends as its bearer credential."""
     directory.mkdir(parents=True, exist_ok=True)
+    key_file = alerts_key_file or directory / "driftgate-alerts.key"
     (directory / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(ports)))
-    (directory / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(ports)))
+    (directory / "alertmanager.yml").write_text(
+        yaml.safe_dump(alertmanager_config(ports, key_file)))
     return commands(ports, directory.resolve())

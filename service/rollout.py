@@ -199,6 +199,8 @@ class Rollouts:
                    finished_at=self.clock())
         if not self.store.rollout_update(rollout_id, ABORTED, doc):
             return self.abort(model, rollout_id, actor, reason)  # finished meanwhile: 409
+        self.store.audit_append(actor, "rollout.abort", model,
+                                {"rollout": rollout_id, "reason": reason})
         self._end_canary(doc, doc["decision"])
         self._finish(doc, ROLLED_BACK_EVENT, ABORTED)
         return self.get(model, rollout_id)

@@ -8,6 +8,7 @@ from typing import Any
 from models.card import ModelCard
 from models.inputs import input_adapter
 from models.registry import RegisteredModel, get_model
+from service.pii import PiiPolicy, pii_key
 from service.validation import RowValidator
 
 
@@ -27,6 +28,8 @@ class LoadedModel:
         self.card: ModelCard = entry.card
         self.estimator = entry.load_estimator()
         self.validator = RowValidator(self.card.features)
+        # personal data is never stored raw; a hashed feature without a key fails the load
+        self.pii = PiiPolicy(self.card.features, pii_key())
         self._names = self.card.feature_names
         self._adapter = input_adapter(self.card.input_format)
         self._labels = [str(label) for label in self.card.class_labels or []]

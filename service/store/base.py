@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from service.store.entities import (
+    ApiKeyRow,
+    AuditRecord,
     Checkpoint,
     LabelEvent,
     LabelResult,
@@ -27,8 +29,9 @@ from service.store.entities import (
 )
 from service.store.records import PredictionRecord
 
-__all__ = ["Store", "LogStore", "MonitorStateStore", "OutboxStore", "KeyValueStore",
-           "RoutingStore", "RolloutStore", "DeliveryStore", "LeaseStore", "OUTBOX_STATUSES"]
+__all__ = ["Store", "AccessStore", "LogStore", "MonitorStateStore", "OutboxStore",
+           "KeyValueStore", "RoutingStore", "RolloutStore", "DeliveryStore", "LeaseStore",
+           "OUTBOX_STATUSES"]
 
 OUTBOX_STATUSES = ("pending", "delivered", "dead")
 
@@ -260,6 +263,32 @@ class LeaseStore(Protocol):
 
 
 @runtime_checkable
+class AccessStore(Protocol):
+    """API keys (hashes only) and the append-only audit trail of admin actions."""
+
+    def key_insert(self, key: ApiKeyRow) -> None:
+        """Store a new key and its ``key.create`` audit record in one transaction."""
+
+    def key_list(self) -> list[ApiKeyRow]:
+        """Every key ever created (revoked and expired ones too), oldest first."""
+
+    def key_revoke(self, key_id: str, actor: str, ts: float | None = None) -> bool:
+        """Revoke a key (and audit it); False if unknown or already revoked."""
+
+    def audit_append(
+        self, actor: str, action: str, target: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one audit record."""
+
+    def audit_read(
+        self, since: float | None = None, action: str | None = None, limit: int = 1000
+    ) -> list[AuditRecord]:
+        """The latest ``limit`` audit records (at or after ``since``, of ``action``),
+        oldest first."""
+
+
+@runtime_checkable
 class DeliveryStore(OutboxStore, KeyValueStore, Protocol):
     """What webhook delivery uses: the outbox and the key-value table (cooldowns, endpoints)."""
 
@@ -267,12 +296,12 @@ class DeliveryStore(OutboxStore, KeyValueStore, Protocol):
 @runtime_checkable
 class Store(
     LogStore, MonitorStateStore, OutboxStore, KeyValueStore, RoutingStore, RolloutStore,
-    LeaseStore, Protocol,
+    LeaseStore, AccessStore, Protocol,
 ):
     """A prediction log plus the monitor's side tables (labels, checkpoints, events,
-    webhook outbox, key-value, routing, rollouts). All methods are blocking and thread-safe;
-    call them from a worker thread (or via :class:`~service.store.writer.GroupCommitWriter`)
-    in async code."""
+    webhook outbox, key-value, routing, rollouts, API keys, audit). All methods are
+    blocking and thread-safe; call them from a worker thread (or via
+    :class:`~service.store.writer.GroupCommitWriter`) in async code."""
 
     url: str
 

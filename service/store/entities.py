@@ -9,8 +9,9 @@ from typing import Any, NamedTuple
 from service.store.records import PredictionRecord
 
 __all__ = [
-    "Checkpoint", "LabelEvent", "LabelResult", "OutboxItem", "RoutingChange", "RoutingConflict",
-    "RoutingSnapshot", "RolloutConflict", "RolloutRow", "Lease", "LeaseLost", "LeaseRow",
+    "ApiKeyRow", "AuditRecord", "Checkpoint", "LabelEvent", "LabelResult", "OutboxItem",
+    "RoutingChange", "RoutingConflict", "RoutingSnapshot", "RolloutConflict", "RolloutRow",
+    "Lease", "LeaseLost", "LeaseRow",
 ]
 
 
@@ -178,3 +179,42 @@ class LeaseLost(Exception):
         super().__init__(f"lease {lease.name!r} (token {lease.token}) is no longer held by "
                          f"{lease.holder!r}")
         self.lease = lease
+
+
+@dataclass(slots=True)
+class ApiKeyRow:
+    """A stored API key: its public id, the hash of the secret (never the secret), what it
+    may do (``scopes``), on which models (None: all), until when, and whether revoked."""
+
+    id: str
+    key_hash: str
+    name: str | None
+    scopes: list[str]
+    models: list[str] | None
+    created_at: float
+    created_by: str
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """Everything but the hash (listings never show it)."""
+        return {"id": self.id, "name": self.name, "scopes": self.scopes, "models": self.models,
+                "created_at": self.created_at, "created_by": self.created_by,
+                "expires_at": self.expires_at, "revoked_at": self.revoked_at}
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    """One admin action: who (an actor such as ``key:<id>`` or ``cli:user@host``), what
+    (``action`` on ``target``), when, with details."""
+
+    id: int
+    ts: float
+    actor: str
+    action: str
+    target: str | None
+    details: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "ts": self.ts, "actor": self.actor, "action": self.action,
+                "target": self.target, "details": self.details}

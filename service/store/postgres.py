@@ -25,7 +25,9 @@ from typing import Any
 
 import psycopg
 
+from service.secrets import redact_dsn
 from service.store import codec
+from service.store.access import POSTGRES_ACCESS_STATEMENTS
 from service.store.leases import LEASE_SCHEMA
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
@@ -145,16 +147,22 @@ class PostgresStore(SqlStoreBase):
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             lambda: psycopg.connect(dsn, autocommit=True, **defaults), max_idle=max_idle
         )
-        self._init_schema()
+        try:
+            self._init_schema()
+        except psycopg.Error as exc:  # libpq may quote the DSN: never its password
+            self._pool.close()
+            raise psycopg.OperationalError(redact_dsn(str(exc))) from None
 
     def _init_schema(self) -> None:
         """Create the schema once; concurrent openers serialize on an advisory lock and
         skip the DDL when it exists (``CREATE INDEX IF NOT EXISTS`` would still lock the
         tables and could deadlock with a writer holding the counter row)."""
-        for schema, last_table in ((SCHEMA, "log_counters"), (POSTGRES_ROUTING_SCHEMA,
-                                                               "routing_history"),
-                                   (POSTGRES_ROLLOUT_SCHEMA, "rollouts"),
-                                   (LEASE_SCHEMA, "leases")):
+        parts = ((SCHEMA.split(";"), "log_counters"),
+                 (POSTGRES_ROUTING_SCHEMA.split(";"), "routing_history"),
+                 (POSTGRES_ROLLOUT_SCHEMA.split(";"), "rollouts"),
+                 (LEASE_SCHEMA.split(";"), "leases"),
+                 (POSTGRES_ACCESS_STATEMENTS, "audit"))
+        for statements, last_table in parts:
             with self._read() as cur:
                 if _schema_exists(cur, last_table):
                     continue
@@ -162,7 +170,7 @@ class PostgresStore(SqlStoreBase):
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 if _schema_exists(cur, last_table):
                     continue
-                for stmt in schema.split(";"):
+                for stmt in statements:
                     if stmt.strip():
                         cur.execute(stmt)
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.store import codec
+from service.store.access import insert_audit
 from service.store.entities import RolloutConflict, RolloutRow, WindowRow
 from service.store.sqlhooks import SqlHooks
 
@@ -53,6 +54,9 @@ class RolloutTables(SqlHooks):
                 self._q(f"INSERT INTO rollouts ({_COLS}) VALUES (?, ?, ?, ?, ?, ?)"),
                 (rollout_id, model, RUNNING, now, now, codec.dumps(doc)),
             )
+            insert_audit(cur, self._q, str(doc.get("actor") or "unknown"), "rollout.start",
+                         model, {"rollout": rollout_id, "version": doc.get("version"),
+                                 "steps": doc.get("steps"), "reason": doc.get("reason")}, now)
         return RolloutRow(rollout_id, model, RUNNING, now, now, doc)
 
     def rollout_update(

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.store import codec
+from service.store.access import insert_audit
 from service.store.entities import RoutingChange, RoutingConflict, RoutingSnapshot
 from service.store.sqlhooks import SqlHooks
 
@@ -109,6 +110,9 @@ class RoutingTables(SqlHooks):
                 changes.append(
                     RoutingChange(revision, model, now, actor, action, reason, before, state)
                 )
+                insert_audit(cur, self._q, actor, f"routing.{action}", model,
+                             {"revision": revision, "reason": reason, "before": before,
+                              "after": state}, now)  # fmt: skip
             if changes:
                 cur.execute(self._q("UPDATE routing_meta SET revision = ? WHERE id = 1"),
                             (revision,))  # fmt: skip

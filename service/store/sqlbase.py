@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from service.store import codec
+from service.store.access import AccessTables
 from service.store.entities import Checkpoint, LabelEvent, LabelResult, Lease, OutboxItem
 from service.store.export import records_to_frame
 from service.store.leases import LeaseTables
@@ -41,7 +42,7 @@ _PRUNE_CHUNK = 5000
 _IN_CHUNK = 500
 
 
-class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables):
+class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables):
     """Shared implementation of :class:`service.store.base.Store`."""
 
     url: str

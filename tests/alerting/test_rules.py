@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from service.metrics import exposed_names
+from service.observability_config import Ports, alertmanager_config
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "monitoring" / "rules" / "driftgate.rules.yml"
@@ -116,6 +117,8 @@ def test_alertmanager_routes_only_retrain_alerts_to_gateway(tools):
     hook = gateway["webhook_configs"][0]
     assert hook["url"] == "http://localhost:3000/alerts/alertmanager"
     assert hook["send_resolved"] is True
+    # the receiver takes only an alerts-scope key: Alertmanager sends it from a file
+    assert hook["http_config"]["authorization"]["credentials_file"].endswith(".key")
     assert cfg["route"]["group_by"] == ["alertname", "model"]
 
 
@@ -196,6 +199,7 @@ class FakeGateway(http.server.ThreadingHTTPServer):
 
     def __init__(self, port: int) -> None:
         self.payloads: list[dict] = []
+        self.authorization: list[str | None] = []
         super().__init__(("127.0.0.1", port), _Handler)
 
 
@@ -220,6 +224,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path == "/alerts/alertmanager":
             self.server.payloads.append(json.loads(data))  # type: ignore[attr-defined]
+            self.server.authorization.append(  # type: ignore[attr-defined]
+                self.headers.get("Authorization"))
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -243,9 +249,10 @@ def test_drift_metric_reaches_gateway_receiver_via_prometheus_and_alertmanager(t
         j for j in prom_cfg["scrape_configs"] if j["job_name"] == "driftgate"
     ]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom_cfg))
-    (tmp_path / "alertmanager.yml").write_text(
-        AM_CONFIG.read_text().replace("localhost:3000", f"127.0.0.1:{gw_port}")
-    )
+    key_file = tmp_path / "driftgate-alerts.key"
+    key_file.write_text("dg_test_alerts_key\n")
+    am_cfg = alertmanager_config(Ports(f"127.0.0.1:{gw_port}"), key_file)
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(am_cfg))
 
     server = FakeGateway(gw_port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -292,6 +299,8 @@ def test_drift_metric_reaches_gateway_receiver_via_prometheus_and_alertmanager(t
                 + (tmp_path / "prom.log").read_text()[-3000:]
             )
             body = server.payloads[0]
+            # the shipped config sends the alerts key from its file as a bearer credential
+            assert server.authorization[0] == "Bearer dg_test_alerts_key"
             assert body["version"] == "4"
             assert body["status"] == "firing"
             assert body["groupLabels"] == {

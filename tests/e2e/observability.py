@@ -62,13 +62,16 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float =
     raise RuntimeError(f"{url} not ready: {log.read_text()[-3000:]}")
 
 
-def start_observability(workdir: Path, gateway_port: int) -> Observability:
+def start_observability(workdir: Path, gateway_port: int,
+                        alerts_key_file: Path | None = None) -> Observability:
     """Prometheus (1 s scrape and evaluation, the shipped rules) and Alertmanager routing
-    retrain alerts to the gateway, both configured from deploy/*.yml with test ports."""
+    retrain alerts to the gateway (with the alerts key in ``alerts_key_file``), both
+    configured from deploy/*.yml with test ports."""
     workdir.mkdir(parents=True, exist_ok=True)
     prom_port, am_port = free_port(), free_port()
     ports = Ports(f"127.0.0.1:{gateway_port}", prom_port, am_port, host="127.0.0.1")
-    prometheus_cmd, alertmanager_cmd = write(ports, workdir)  # what users run, sped up below
+    # what users run, sped up below
+    prometheus_cmd, alertmanager_cmd = write(ports, workdir, alerts_key_file)
     am = yaml.safe_load((workdir / "alertmanager.yml").read_text())
     for route in [am["route"], *am["route"].get("routes", [])]:
         route.update(group_wait="1s", group_interval="5s")

@@ -14,7 +14,8 @@ def test_drift_alert_fires_in_prometheus_and_becomes_signed_retrain_request(
 ):
     receiver = alerting_receiver
     url = alerting_gateway.url
-    send(url, MODEL, reference_rows(MODEL, 1200, seed=21), per_request=20)
+    user = alerting_gateway.headers("user")  # the gateway requires keys; so does its receiver
+    send(url, MODEL, reference_rows(MODEL, 1200, seed=21), per_request=20, headers=user)
     # the gateway is scraped and the drift gauge exists, but stays 0 for stationary traffic
     wait_for(lambda: observability.query(
         f'driftgate_drift_active{{model="{MODEL}",feature="{FEATURE}"}}'), timeout=30)
@@ -24,7 +25,8 @@ def test_drift_alert_fires_in_prometheus_and_becomes_signed_retrain_request(
     assert not observability.query(
         f'ALERTS{{alertname="DriftgateFeatureDriftActive",model="{MODEL}"}}')
 
-    send(url, MODEL, shifted(reference_rows(MODEL, 200, seed=22), MODEL, FEATURE, 2.0))
+    send(url, MODEL, shifted(reference_rows(MODEL, 200, seed=22), MODEL, FEATURE, 2.0),
+         headers=user)
     firing = wait_for(lambda: observability.query(DRIFT_ALERT), timeout=60)
     assert {(a["metric"]["model"], a["metric"]["feature"]) for a in firing} >= {(MODEL, FEATURE)}
 

@@ -10,10 +10,11 @@ import httpx
 from loadtests.harness import metric_value, reference_rows, shifted  # noqa: F401 - re-exported
 
 
-def send(url: str, model: str, rows: list[dict], per_request: int = 1) -> list[str]:
+def send(url: str, model: str, rows: list[dict], per_request: int = 1,
+         headers: dict[str, str] | None = None) -> list[str]:
     """POST the rows to /predict; returns the prediction ids (all requests must succeed)."""
     ids: list[str] = []
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
         for i in range(0, len(rows), per_request):
             response = client.post("/predict",
                                    json={"model": model, "inputs": rows[i : i + per_request]})
