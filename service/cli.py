@@ -88,6 +88,10 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 def cmd_models_show(args: argparse.Namespace) -> int:
     from models.registry import get_model
 
+    if args.lineage:
+        from service.retrain.cli import show_lineage
+
+        return show_lineage(args.name, args.version, args.json)
     entry = get_model(args.name, args.version)
     _print({**entry.summary(), "path": str(entry.path), "card": entry.card.model_dump()})
     return 0
@@ -361,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = models.add_parser("show", help="show one model version and its card")
     show.add_argument("name")
     show.add_argument("--version")
+    show.add_argument("--lineage", action="store_true",
+                      help="the chain of versions back to the first: alarm, data, rollout")
+    show.add_argument("--json", action="store_true", help="with --lineage: as JSON")
     show.set_defaults(func=cmd_models_show)
     demo = models.add_parser("demo", help="train and register the demo models")
     demo.add_argument("--if-empty", action="store_true", help="only if no model is registered")
@@ -368,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     _routing_commands(models, groups)
 
     _rollout_commands(groups)
+    from service.retrain.cli import add_commands as retrain_commands
+
+    retrain_commands(groups)
     log = groups.add_parser("log", help="the prediction log").add_subparsers(
         dest="command", required=True
     )
