@@ -6,6 +6,9 @@ candidate against the current version on the same holdout.
 >>> train, holdout = split_by_time(frame, 0.25)
 >>> list(train["ts"]), list(holdout["ts"])
 ([1.0, 2.0, 3.0], [4.0])
+>>> train, holdout = split_by_time(frame, 0.5, since=2.0)  # half of the 3 records since 2.0
+>>> list(train["ts"]), list(holdout["ts"])
+([1.0, 2.0], [3.0, 4.0])
 >>> verdict = compare(candidate=0.30, current=0.28, margin=0.1)
 >>> verdict.accepted, verdict.limit
 (True, 0.308)
@@ -27,11 +30,17 @@ from service.retrain.contract import LABEL, TS
 __all__ = ["Verdict", "compare", "holdout_loss", "loss_name", "split_by_time"]
 
 
-def split_by_time(frame: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The oldest ``1 - fraction`` of the records and the most recent ``fraction`` (at least
-    one record each when there are two)."""
+def split_by_time(
+    frame: pd.DataFrame, fraction: float, since: float | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training records and the holdout, the most recent ``fraction`` of the records since
+    ``since`` (the evidence window: the holdout shows the world as it is now), or of all
+    records; at least one record each when there are two."""
     ordered = frame.sort_values(TS, kind="stable").reset_index(drop=True)
-    cut = len(ordered) - max(1, round(len(ordered) * fraction))
+    recent = int((ordered[TS] >= since).sum()) if since is not None else len(ordered)
+    if recent < 2:
+        recent = len(ordered)
+    cut = len(ordered) - max(1, round(recent * fraction))
     cut = min(max(cut, 1), len(ordered))
     return ordered.iloc[:cut], ordered.iloc[cut:]
 

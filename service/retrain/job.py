@@ -155,7 +155,7 @@ class RetrainJob:
         records = self.io.labelled(model, s.max_records)
         if len(records) < 2:
             raise RetrainFailed("data", f"{len(records)} labelled records of {model!r}")
-        train, holdout = split_by_time(records, s.holdout_fraction)
+        train, holdout = split_by_time(records, s.holdout_fraction, request.window_start)
         context = TrainerContext(model, current, train, request.window_start,
                                  self.io.reference(model, current.version), dict(request.payload))
         try:

@@ -24,7 +24,8 @@ class RetrainSettings(BaseSettings):
         "holdout by at most this fraction of the current version's loss; else rejected."
     )
     holdout_fraction: float = Field(
-        0.25, gt=0.0, lt=1.0, description="Most recent share of the labelled records held out."
+        0.25, gt=0.0, lt=1.0, description="Share of the labelled records since the evidence "
+        "window held out (the most recent ones) to check the candidate on."
     )
     min_labels: int = Field(
         200, ge=2, description="Labelled records from the evidence window on that the worker "
