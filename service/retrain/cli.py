@@ -11,6 +11,8 @@ __all__ = ["add_commands", "show_lineage"]
 
 def cmd_worker(args: argparse.Namespace) -> int:
     import logging
+    import os
+    import sys
 
     from service.retrain.settings import RetrainSettings
     from service.retrain.worker import RetrainWorker
@@ -25,6 +27,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     settings = RetrainSettings(**overrides)
+    if os.getcwd() not in sys.path:  # the trainer's module may live in the working directory
+        sys.path.insert(0, os.getcwd())
     worker = RetrainWorker(args.trainer, settings=settings)
     try:
         worker.serve(args.host, args.port)

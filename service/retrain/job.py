@@ -116,10 +116,16 @@ class RetrainJob:
         began = time.monotonic()
         model, wid = request.model, request.webhook_id
         base = {"webhook_id": wid, "event_id": request.event_id, "trainer": self.trainer_name}
+        alarm = request.alarm()
+        if not alarm["monitor_event_ids"]:
+            try:
+                alarm["monitor_event_ids"] = self.io.alarm_event_ids(model, alarm["features"])
+            except Exception:  # the lineage then names the alarm by its evidence only
+                log.exception("could not find the alarm's events of %s", model)
         self.io.event(model, request.payload.get("version"), STARTED, wid,
-                      {**base, "alarm": request.alarm()})
+                      {**base, "alarm": alarm})
         try:
-            result = self._retrain(request, base)
+            result = self._retrain(request, base, alarm)
         except RetrainFailed as failure:
             cause = failure.__cause__
             trace = "".join(traceback.format_exception(cause, limit=-5)) if cause else None
@@ -148,7 +154,8 @@ class RetrainJob:
         return result
 
     # -- the steps -------------------------------------------------------------------------
-    def _retrain(self, request: RetrainRequest, base: dict[str, Any]) -> JobResult:
+    def _retrain(self, request: RetrainRequest, base: dict[str, Any],
+                 alarm: dict[str, Any]) -> JobResult:
         model, s = request.model, self.settings
         current = self.io.current(model)
         self._wait_for_labels(model, request.window_start)
@@ -178,9 +185,10 @@ class RetrainJob:
             self.io.event(model, current.version, REJECTED, request.webhook_id,
                           {**base, "reason": why, "check": check})
             return JobResult("rejected", 0.0, details={"reason": why, "check": check})
-        return self._register(request, base, current, train, records, result, check)
+        return self._register(request, base, alarm, current, train, records, result, check)
 
-    def _register(self, request: RetrainRequest, base: dict[str, Any], current: Any,
+    def _register(self, request: RetrainRequest, base: dict[str, Any],
+                  alarm: dict[str, Any], current: Any,
                   train: pd.DataFrame, records: pd.DataFrame, result: Any,
                   check: dict[str, Any]) -> JobResult:
         model, wid = request.model, request.webhook_id
@@ -189,7 +197,7 @@ class RetrainJob:
             recent = records.tail(max(MIN_REFERENCE, len(recent)))
         reference = recent.tail(REFERENCE_ROWS)
         trigger = {"type": "retrain", "event_id": request.event_id, "webhook_id": wid,
-                   "alarm": request.alarm(), "serving_version": request.payload.get("version"),
+                   "alarm": alarm, "serving_version": request.payload.get("version"),
                    "evidence_window": {"from": request.window_start,
                                        "train_until": float(train[TS].iloc[-1])},
                    "trainer": self.trainer_name, "holdout": check}

@@ -60,6 +60,18 @@ class LoopStore:
         frame = frame[frame["arm"] != "shadow"]
         return frame.sort_values(TS, kind="stable").tail(limit).reset_index(drop=True)
 
+    def alarm_event_ids(self, model: str, features: list[dict[str, Any]]) -> list[int]:
+        """The ids of the monitor events a retrain request's evidence lists (matched on kind,
+        feature, detector and the prediction id where each fired)."""
+        wanted = {(f.get("kind"), f.get("feature"), f.get("detector"), f.get("prediction_id"))
+                  for f in features if f.get("prediction_id")}
+        times = [float(f["ts"]) for f in features if isinstance(f.get("ts"), int | float)]
+        if not wanted or not times:
+            return []
+        events = self.store.read_events(model, since=min(times) - 1.0, limit=10_000)
+        return [e["id"] for e in events
+                if (e["kind"], e.get("feature"), e.get("detector"), e.get("record_id")) in wanted]
+
     def count_labelled(self, model: str, since: float) -> int:
         frame = self.store.export(model, since=since, with_labels=True)
         return int((frame["arm"] != "shadow").sum()) if len(frame) else 0

@@ -100,7 +100,9 @@ class RetrainWorker:
         with self._lock:
             seen = self.io.seen(webhook_id)
             if seen is not None:
-                return self._count("duplicate", 200, {"status": "duplicate", **seen})
+                first = {k: v for k, v in seen.items() if k != "status"}
+                return self._count("duplicate", 200, {**first, "status": "duplicate",
+                                                      "outcome": seen.get("status")})
             running = self._running.get(request.model)
             state = {"model": request.model, "event_id": request.event_id}
             if running is not None:
