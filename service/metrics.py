@@ -154,6 +154,9 @@ def exposed_names() -> set[str]:
     registry = CollectorRegistry()
     _gateway_metrics(registry)
     _monitor_metrics(registry)
+    from service.retrain.metrics import retrain_metrics  # the retrain worker's own /metrics
+
+    retrain_metrics(registry)
     names: set[str] = set()
     for family in registry.collect():
         if family.type == "counter":
