@@ -268,8 +268,10 @@ def timeline(url: str, model: str, answers: list[Answer], changed_at: float) -> 
         kind = e["kind"]
         if kind in ("feature_drift", "prediction_drift", "multivariate_drift",
                     "concept_drift", "performance"):
-            what = (f"{kind} {e.get('feature')} ({e.get('detector')} {_num(e.get('statistic'))}"
-                    f" > {_num(e.get('threshold'))}) at prediction {e.get('record_id')}")
+            bound = (f" > {_num(e.get('threshold'))}" if e.get("threshold") is not None
+                     else "")
+            what = (f"{kind} {e.get('feature') or ''} ({e.get('detector')} "
+                    f"{_num(e.get('statistic'))}{bound}) at prediction {e.get('record_id')}")
         elif kind.startswith("retrain_"):
             what = f"{kind} webhook {d.get('webhook_id')}"
             if kind == "retrain_started":
@@ -286,7 +288,8 @@ def timeline(url: str, model: str, answers: list[Answer], changed_at: float) -> 
         elif kind.startswith("rollout_"):
             gates = ", ".join(f"{g['gate']} {'pass' if g['passed'] else 'FAIL'}"
                               for g in d.get("gates") or [])
-            what = (f"{kind} step {d.get('step')} weight {d.get('weight', '')}"
+            weight = f" weight {d['weight']}" if "weight" in d else ""
+            what = (f"{kind} step {d.get('step')}{weight}"
                     + (f" gates: {gates}" if gates else "")
                     + (f" decision: {d.get('decision')}" if d.get("decision") else ""))
         else:
@@ -303,6 +306,19 @@ def timeline(url: str, model: str, answers: list[Answer], changed_at: float) -> 
     start = rows[0][0]
     return [f"{time.strftime('%H:%M:%S', time.gmtime(t))} +{t - start:6.1f}s  {what}"
             for t, what in rows]
+
+
+def print_lineage(data_dir: Path, model: str) -> None:
+    """``driftgate models show MODEL --lineage`` of the gateway's store."""
+    from service.retrain.lineage import chain, format_chain
+    from service.store.factory import open_store
+
+    store = open_store(str(data_dir / "predictions.sqlite3"))
+    try:
+        print(f"\n$ driftgate models show {model} --lineage")
+        print(format_chain(model, chain(store, model)))
+    finally:
+        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,7 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for line in timeline(loop.gateway.url, model, answers, changed_at):
                 print(line)
+            post = [a for a in answers if a.changed]
+            for version in dict.fromkeys(a.version for a in post):
+                served = [a for a in post if a.version == version]
+                print(f"post-change MAE of {version}: {mae(served):.3f} "
+                      f"({len(served)} answers)")
             print(f"non-2xx answers: {len(load.failures)}")
+            print_lineage(Path(tmp), model)
             if promoted is None:
                 print("no promotion within the timeout")
                 return 1

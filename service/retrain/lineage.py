@@ -80,9 +80,12 @@ def format_chain(model: str, links: list[dict[str, Any]]) -> str:
                          f"window from {_iso(window.get('first_ts'))} at prediction "
                          f"{window.get('first_prediction_id')}")
             for e in link["alarm_events"]:
-                lines.append(f"    event #{e['id']} {e['kind']} {e.get('feature')} "
-                             f"{e.get('detector')} {e.get('statistic')} > {e.get('threshold')}"
-                             f" at prediction {e.get('record_id')} ({_iso(e.get('ts'))})")
+                bound = f" > {e['threshold']:.4g}" if e.get("threshold") is not None else ""
+                stat = f" {e['statistic']:.4g}" if e.get("statistic") is not None else ""
+                feature = f" {e['feature']}" if e.get("feature") else ""
+                lines.append(f"    event #{e['id']} {e['kind']}{feature} {e.get('detector')}"
+                             f"{stat}{bound} at prediction {e.get('record_id')} "
+                             f"({_iso(e.get('ts'))})")
         else:
             lines.append(f"  trigger: {trigger}")
         if lineage.get("parent_version"):
