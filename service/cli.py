@@ -496,6 +496,8 @@ def _routing_commands(models: Any, groups: Any) -> None:
     config.add_argument("--gateway", default="localhost:3000", help="host:port of the gateway")
     config.add_argument("--prometheus-port", type=int, default=9090)
     config.add_argument("--alertmanager-port", type=int, default=9093)
+    config.add_argument("--retrain-worker", default="localhost:3100",
+                        help="HOST:PORT of driftgate retrain worker (scraped for its metrics)")
     config.add_argument("--dir", default=".data/observability")
     config.set_defaults(func=cmd_observability_config)
 
@@ -516,7 +518,8 @@ def cmd_observability_config(args: argparse.Namespace) -> int:
 
     from service.observability_config import Ports, write
 
-    ports = Ports(args.gateway, args.prometheus_port, args.alertmanager_port)
+    ports = Ports(args.gateway, args.prometheus_port, args.alertmanager_port,
+                  retrain_worker=args.retrain_worker)
     for command in write(ports, Path(args.dir)):
         print(shlex.join(command))
     return 0
