@@ -159,7 +159,8 @@ class RetrainJob:
         model, s = request.model, self.settings
         current = self.io.current(model)
         self._wait_for_labels(model, request.window_start)
-        records = self.io.labelled(model, s.max_records)
+        records = self.io.labelled(model, s.max_records,
+                                   request.window_start - s.history_seconds)
         if len(records) < 2:
             raise RetrainFailed("data", f"{len(records)} labelled records of {model!r}")
         train, holdout = split_by_time(records, s.holdout_fraction, request.window_start)

@@ -35,6 +35,10 @@ class RetrainSettings(BaseSettings):
         3600.0, ge=0.0, description="How long to wait for min_labels; then the retrain fails."
     )
     max_records: int = Field(50_000, ge=10, description="Most recent labelled records read.")
+    history_seconds: float = Field(
+        7 * 86_400.0, ge=0.0, description="How far before the evidence window labelled "
+        "records are read from."
+    )
     steps: list[float] = Field(
         default_factory=lambda: [5.0, 25.0, 50.0, 100.0],
         description="Rollout canary steps in percent (JSON list).",

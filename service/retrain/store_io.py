@@ -53,10 +53,10 @@ class LoopStore:
     def reference(self, model: str, version: str) -> pd.DataFrame:
         return get_model(model, version).reference()
 
-    def labelled(self, model: str, limit: int) -> pd.DataFrame:
-        """The ``limit`` most recent labelled records of ``model`` (no shadow answers), oldest
-        first, with the label in column ``label``."""
-        frame = self.store.export(model, with_labels=True)
+    def labelled(self, model: str, limit: int, since: float | None = None) -> pd.DataFrame:
+        """The ``limit`` most recent labelled records of ``model`` since ``since`` (no shadow
+        answers), oldest first, with the label in column ``label``."""
+        frame = self.store.export(model, since=since, with_labels=True)
         frame = frame[frame["arm"] != "shadow"]
         return frame.sort_values(TS, kind="stable").tail(limit).reset_index(drop=True)
 
