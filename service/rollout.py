@@ -79,6 +79,7 @@ class RolloutPlan:
     latency_ratio: float = 1.5
     latency_slack_ms: float = 5.0
     reason: str | None = None
+    advisory: tuple[str, ...] = ()  # gates evaluated and reported whose failure rolls nothing back
 
 
 def canary_steps(steps: Sequence[float]) -> list[float]:
@@ -132,6 +133,7 @@ class Rollouts:
             "min_requests": plan.min_requests, "alpha": plan.alpha,
             "latency_ratio": plan.latency_ratio, "latency_slack_ms": plan.latency_slack_ms,
             "actor": actor, "reason": plan.reason, "created_at": now, "step": 0,
+            "advisory": [g for g in plan.advisory if g in GATES],
             "step_started_at": now, "looks": 0, "performance_p": 1.0, "gates": [],
             "decision": None, "finished_at": None, "routed": False,
         }  # fmt: skip
@@ -222,7 +224,8 @@ class Rollouts:
         doc["window"] = {"since": since, "until": now, "canary": len(canary),
                          "default": len(default)}
         self._export_gates(doc, gates)
-        failed = [g for g in gates if not g.passed]
+        advisory = set(doc.get("advisory") or ())
+        failed = [g for g in gates if not g.passed and g.gate not in advisory]
         if failed:
             return self._roll_back(row, doc, failed)
         if enough and now - since >= doc["step_seconds"]:

@@ -47,6 +47,12 @@ class RetrainSettings(BaseSettings):
     min_requests: int = Field(500, ge=1, description="Canary answers per rollout step.")
     alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Rollout gates' false-rollback rate.")
     latency_slack_ms: float = Field(5.0, ge=0.0, description="Rollout latency gate slack.")
+    advisory_gates: list[str] = Field(
+        default_factory=lambda: ["answers"],
+        description="Rollout gates reported but not rolling back (JSON list). A retrained "
+        "version is meant to answer differently from the one it replaces after the world "
+        "changed, so the answers gate only reports; the labelled performance gate judges.",
+    )
     rollout_wait_seconds: float = Field(
         86_400.0, ge=0.0, description="How long the worker follows the rollout it started "
         "(the model's retrain stays in flight meanwhile)."
@@ -55,4 +61,4 @@ class RetrainSettings(BaseSettings):
     def plan(self, version: str, reason: str) -> RolloutPlan:
         return RolloutPlan(version, [s / 100.0 for s in self.steps], self.step_seconds,
                            self.min_requests, self.alpha, latency_slack_ms=self.latency_slack_ms,
-                           reason=reason)
+                           reason=reason, advisory=tuple(self.advisory_gates))

@@ -225,3 +225,19 @@ def test_a_start_that_died_is_given_up_after_the_grace(store: Store, demo_models
     (doc,) = Rollouts(store, clock=clock).tick()
     assert doc["decision"] == "aborted: its start did not complete"
     assert RoutingAdmin(store, "t").current(name)[0].canary is None
+
+
+def test_an_advisory_gate_reports_without_rolling_back(store: Store, demo_models) -> None:
+    """The retrain worker's rollouts: a retrained version is meant to answer differently."""
+    clock = Clock()
+    name, v1, v2 = setup(store, bad=True)
+    rollouts = Rollouts(store, clock=clock)
+    plan = RolloutPlan(v2, [0.25, 0.5], 600, 500, advisory=("answers", "no_such_gate"))
+    row = rollouts.start(name, plan, "retrain-worker")
+    assert store.rollout_get(row.id).doc["advisory"] == ["answers"]
+    traffic(store, name, {"default": v1, "canary": v2}, 200, clock.now + 1,
+            {"default": None, "canary": "benign"})
+    clock.now += 2
+    (doc,) = rollouts.tick()
+    assert any(g["gate"] == "answers" and not g["passed"] for g in doc["gates"])  # reported
+    assert doc["decision"] is None and store.rollout_get(row.id).status == "running"
