@@ -8,6 +8,11 @@ runs :class:`~service.retrain.job.RetrainJob` for each, one per model at a time.
   recorded and answered 200 ``busy``, not queued.
 - Other driftgate events (``driftgate.rollout_finished``) are answered 200 ``ignored``.
 
+Run one worker per store (the deduplication and the one-retrain-per-model rule are kept by
+one process). A worker killed during a retrain does not resume it: the request stays
+answered, and the model's episode ends after ``retrain_timeout_seconds`` so the monitor may
+request again.
+
 Run it with ``driftgate retrain worker --trainer MODULE:FUNCTION``, mount :attr:`app` in your
 own ASGI server, or call :meth:`handle` from any web framework.
 """
@@ -110,6 +115,7 @@ class RetrainWorker:
                 return self._count("busy", 200, {"status": "busy", "running": running})
             self.io.remember(webhook_id, {**state, "status": "accepted"})
             self._running[request.model] = webhook_id
+        self._futures = [f for f in self._futures if not f.done()]
         self._futures.append(self._pool.submit(self._run, request))
         return self._count("accepted", 202, {"status": "accepted", "model": request.model})
 
