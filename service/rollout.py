@@ -284,8 +284,10 @@ class Rollouts:
             return doc
         reason = self._why(doc, "every step passed: promoted")
         self._admin(doc).promote(doc["model"], doc["version"], reason)
-        doc.update(decision="promoted: every gate passed at every step",
-                   finished_at=self.clock())
+        advisory = sorted({g["gate"] for g in doc["gates"] if not g["passed"]})
+        doc.update(decision="promoted: every gate passed at every step" if not advisory else
+                   "promoted: every deciding gate passed at every step; advisory gates "
+                   f"failing at the last look: {', '.join(advisory)}", finished_at=self.clock())
         if self.store.rollout_update(row.id, PROMOTED, doc):
             key = KV_PROMOTIONS.format(model=doc["model"], version=doc["version"])
             lines = list(self.store.kv_get(key) or [])
