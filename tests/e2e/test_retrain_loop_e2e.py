@@ -8,19 +8,15 @@ event and leave the serving version untouched."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from loadtests.harness import fresh_name, metric_value, private_bentoml_home
+from loadtests.harness import fresh_name, metric_value
 from loadtests.loop import (
     FAST_ROLLOUT,
     Answer,
@@ -33,6 +29,8 @@ from loadtests.loop import (
     stop_loop,
 )
 from models.registry import list_models
+from service.cli import main as cli_main
+from service.config import get_settings
 from service.store.factory import open_store
 from service.webhooks.dispatcher import sign_headers
 from tests.e2e.traffic import wait_for
@@ -121,7 +119,7 @@ def test_drift_to_promoted_version_under_load(loop: Loop) -> None:
     assert promoted[0]["details"]["rollout"] == registered[0]["details"]["rollout"]
 
 
-def test_promoted_lineage_names_the_alarm(loop: Loop) -> None:
+def test_promoted_lineage_names_the_alarm(loop: Loop, monkeypatch, capsys) -> None:
     detail = httpx.get(f"{loop.url}/models/{loop.main}", timeout=30).json()
     lineage = next(v["lineage"] for v in detail["versions"] if v["version"] == loop.promoted)
     trigger = lineage["trigger"]
@@ -137,12 +135,14 @@ def test_promoted_lineage_names_the_alarm(loop: Loop) -> None:
     assert alarm_ids and set(alarm_ids) <= set(drift)
     assert trigger["alarm"]["window"]["first_prediction_id"] == min(
         (drift[i] for i in alarm_ids), key=lambda e: e["ts"])["record_id"]
-    # and the same chain on the command line
-    env = {**os.environ, "DRIFTGATE_DATA_DIR": str(loop.processes.gateway.data_dir),
-           "BENTOML_HOME": private_bentoml_home(loop.processes.gateway.data_dir)}
-    shown = subprocess.run(
-        [str(Path(sys.executable).parent / "driftgate"), "models", "show", loop.main,
-         "--lineage"], env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    # and the same chain on the command line (in-process: the same code as the console script)
+    monkeypatch.setenv("DRIFTGATE_DATA_DIR", str(loop.processes.gateway.data_dir))
+    get_settings.cache_clear()
+    try:
+        assert cli_main(["models", "show", loop.main, "--lineage"]) == 0
+    finally:
+        get_settings.cache_clear()
+    shown = capsys.readouterr().out
     assert shown.startswith(f"{loop.main} {loop.promoted} (serving by default)"), shown
     assert trigger["alarm"]["trigger"] in ("drift", "performance")  # concept drift may be first
     assert (f"because: {trigger['alarm']['trigger']} alarm, retrain request "
