@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,8 +256,10 @@ def _num(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, int | float) else str(value)
 
 
-def timeline(url: str, model: str, answers: list[Answer], changed_at: float) -> list[str]:
-    """The story of one model, one line per step: time, what, where (prediction id)."""
+def timeline(url: str, model: str, answers: list[Answer], changed_at: float,
+             deliveries: Sequence[Any] = ()) -> list[str]:
+    """The story of one model, one line per step: time, what, where (prediction id).
+    ``deliveries``: the model's webhook outbox items (``Store.outbox_list``)."""
     events = httpx.get(f"{url}/monitoring/events", params={"model": model, "limit": 1000},
                        timeout=30).json()["events"]
     first_changed = next((a for a in answers if a.model == model and a.changed), None)
@@ -295,6 +298,13 @@ def timeline(url: str, model: str, answers: list[Answer], changed_at: float) -> 
         else:
             what = f"{kind} {e.get('feature') or ''}"
         rows.append((float(e["ts"]), what))
+    for item in deliveries:
+        kind = item.payload.get("type", "")
+        rows.append((item.created_at, f"webhook {kind} {item.event_id} queued "
+                                      f"(trigger {item.payload.get('trigger', '-')})"))
+        if item.delivered_at is not None:
+            rows.append((item.delivered_at, f"webhook {item.event_id} delivered to "
+                                            f"{item.endpoint} after {item.attempts} attempt(s)"))
     mine = [a for a in answers if a.model == model and a.changed]
     versions = list(dict.fromkeys(a.version for a in mine))
     for version in versions:
@@ -306,6 +316,17 @@ def timeline(url: str, model: str, answers: list[Answer], changed_at: float) -> 
     start = rows[0][0]
     return [f"{time.strftime('%H:%M:%S', time.gmtime(t))} +{t - start:6.1f}s  {what}"
             for t, what in rows]
+
+
+def deliveries(data_dir: Path, model: str) -> list[Any]:
+    """The model's webhook outbox items in the gateway's store."""
+    from service.store.factory import open_store
+
+    store = open_store(str(data_dir / "predictions.sqlite3"))
+    try:
+        return [i for i in store.outbox_list(limit=10_000) if i.model == model]
+    finally:
+        store.close()
 
 
 def print_lineage(data_dir: Path, model: str) -> None:
@@ -362,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             answers = load.stop()
         try:
-            for line in timeline(loop.gateway.url, model, answers, changed_at):
+            for line in timeline(loop.gateway.url, model, answers, changed_at,
+                                 deliveries(Path(tmp), model)):
                 print(line)
             post = [a for a in answers if a.changed]
             for version in dict.fromkeys(a.version for a in post):
