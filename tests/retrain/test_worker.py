@@ -25,6 +25,7 @@ from service.store.records import PredictionRecord
 from service.webhooks.dispatcher import sign_headers
 from service.webhooks.outbox import cooldown_key
 from service.webhooks.payload import build_payload
+from tests.pg_fixtures import pg_database, store_url  # noqa: F401
 from tests.webhooks.webhook_helpers import SECRET
 
 T0 = 1_700_000_000.0
@@ -34,6 +35,16 @@ CHANGE = T0 + 400.0
 @pytest.fixture
 def store(tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
     s = open_store(tmp_path / "log.db")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def both(store_url: str) -> Iterator[Store]:  # noqa: F811
+    """A fresh store on SQLite and on PostgreSQL."""
+    s = open_store(store_url)
     try:
         yield s
     finally:
@@ -113,8 +124,10 @@ def test_registers_with_lineage_and_starts_a_rollout(store: Store, model: tuple[
     worker.close()
 
 
-def test_redelivery_is_a_duplicate_across_restarts(store: Store, model: tuple[str, str]) -> None:
-    name, first = model
+def test_redelivery_is_a_duplicate_across_restarts(both: Store) -> None:
+    store, name = both, fresh_name("rt")
+    first = register_world_model(name).version
+    _log_world(store, name, first)
     rejecting = RetrainWorker(lambda ctx: DummyRegressor(strategy="constant", constant=99.0)
                               .fit(ctx.features(ctx.records), ctx.records["label"]),
                               settings=_settings(), store=store)
