@@ -154,6 +154,7 @@ def exposed_names() -> set[str]:
     registry = CollectorRegistry()
     _gateway_metrics(registry)
     _monitor_metrics(registry)
+    _rollout_metrics(registry)
     from service.retrain.metrics import retrain_metrics  # the retrain worker's own /metrics
 
     retrain_metrics(registry)
@@ -259,22 +260,31 @@ def routing_metrics(registry: CollectorRegistry = REGISTRY) -> RoutingMetrics:
 class RolloutMetrics:
     weight: Gauge
     gate: Gauge
+    decisions: Counter
 
 
 def rollout_metrics(registry: CollectorRegistry = REGISTRY) -> RolloutMetrics:
     """The rollout gauges of the monitor (created once per registry and process):
-    the canary weight a rollout routes (0 once it ended) and each gate's last verdict
-    (1 passed, 0 failed)."""
+    the canary weight a rollout routes (0 once it ended), each gate's last verdict
+    (1 passed, 0 failed) and the rollouts ended per decision."""
     key = (id(registry), "rollout")
     if key not in _created:
-        _created[key] = RolloutMetrics(
-            weight=Gauge(
-                "driftgate_rollout_weight", "Canary weight a rollout routes (0: ended).",
-                ["model", "version"], multiprocess_mode="mostrecent", registry=registry,
-            ),
-            gate=Gauge(
-                "driftgate_rollout_gate", "Last verdict of a rollout gate (1 pass, 0 fail).",
-                ["model", "version", "gate"], multiprocess_mode="mostrecent", registry=registry,
-            ),
-        )
+        _created[key] = _rollout_metrics(registry)
     return _created[key]  # type: ignore[return-value]
+
+
+def _rollout_metrics(registry: CollectorRegistry) -> RolloutMetrics:
+    return RolloutMetrics(
+        weight=Gauge(
+            "driftgate_rollout_weight", "Canary weight a rollout routes (0: ended).",
+            ["model", "version"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        gate=Gauge(
+            "driftgate_rollout_gate", "Last verdict of a rollout gate (1 pass, 0 fail).",
+            ["model", "version", "gate"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        decisions=Counter(
+            "driftgate_rollout_decisions", "Rollouts ended, by decision (promoted, "
+            "rolled_back, aborted).", ["model", "version", "decision"], registry=registry,
+        ),
+    )

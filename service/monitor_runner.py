@@ -153,6 +153,13 @@ class MonitorRunner:
                 self.unusable.add(key)
         return self.monitors.get(key)
 
+    def drifted(self, model: str, version: str) -> list[str]:
+        """The drift-active streams of a version's monitor (none if it has no monitor yet)."""
+        monitor = self.monitors.get((model, version))
+        if monitor is None:
+            return []
+        return [name for name, state in list(monitor.drift.items()) if state.active]
+
     def step(self) -> StepResult:
         """Process the next batch of records and labels; returns what was done."""
         with self.tracer.start_as_current_span("driftgate.monitor.batch") as span:

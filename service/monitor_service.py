@@ -63,7 +63,8 @@ class Monitor:
             batch=settings.monitor_batch,
         )
         self.rollouts = Rollouts(self.store, metrics=rollout_metrics(),
-                                 webhooks=lambda: settings.serving().webhooks)
+                                 webhooks=lambda: settings.serving().webhooks,
+                                 drifted=self.runner.drifted)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 

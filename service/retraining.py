@@ -48,7 +48,7 @@ class Retraining:
         self, model: str, version: str, trigger: str, events: list[ModelEvent],
         reference_fingerprint: str | None,
     ) -> list[str]:
-        evidence = drift_evidence(e.to_row() for e in events)
+        evidence = drift_evidence(e.event for e in events)
         now = time.time()
         out = self.requests.submit(model, version, trigger, evidence, reference_fingerprint, now)
         if out.status == "suppressed" and out.reason == "cooldown":
