@@ -12,7 +12,7 @@ import pandas as pd
 from models.registry import RegisteredModel, get_model, register_model
 from service.retrain.contract import LABEL, TS, CurrentVersion
 from service.rollout import RolloutPlan, Rollouts
-from service.routing_state import RoutingAdmin, resolve
+from service.routing_state import LATEST, RoutingAdmin, resolve
 from service.store.base import Store
 from service.store.entities import RolloutRow
 from service.webhooks.outbox import end_episode
@@ -78,11 +78,12 @@ class LoopStore:
 
     # -- writing ---------------------------------------------------------------------------
     def pin_default(self, model: str, version: str, reason: str) -> None:
-        """Make ``version`` the explicit default, so that registering a new version (which
-        moves ``latest``) does not hand it the default traffic before its rollout."""
+        """When the default is ``latest``, make ``version`` the explicit default, so that
+        registering a new version (which moves ``latest``) does not hand it the default
+        traffic before its rollout. A default naming a version or an alias stays."""
         admin = RoutingAdmin(self.store, self.actor)
         spec, _ = admin.current(model)
-        if spec.default != version:
+        if spec.default == LATEST:
             admin.promote(model, version, reason)
 
     def register(self, model: str, estimator: Any, train: pd.DataFrame,
