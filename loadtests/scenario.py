@@ -135,3 +135,13 @@ def burst_users(run_time: float, base: int, peak: int, period: float = 30.0,
                 burst: float = 10.0) -> int:
     """Users at ``run_time``: ``peak`` during the last ``burst`` s of each period, else base."""
     return peak if run_time % period >= period - burst else base
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["loop"]:
+        sys.exit("usage: python -m loadtests.scenario loop [--stationary-seconds S] [--keep]")
+    from loadtests.loop import main
+
+    sys.exit(main(sys.argv[2:]))

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,3 +123,19 @@ def register_demo_models(only_missing: bool = True) -> list[RegisteredModel]:
     """Train and register the demo models; with ``only_missing`` skip names already present."""
     present = {m.name for m in list_models()} if only_missing else set()
     return [train() for name, train in DEMO_MODELS.items() if name not in present]
+
+
+def retrain(context: Any) -> Any:
+    """Trainer of the retraining loop (``driftgate retrain worker --trainer
+    models.demo:retrain``) for the demo models and any scikit-learn estimator: a fresh copy
+    of the serving version's estimator (same pipeline and parameters), fitted on the labelled
+    records from the evidence window on (all records when fewer than 50 are that recent).
+    ``context`` is a :class:`service.retrain.TrainerContext`."""
+    from sklearn.base import clone
+
+    recent = context.recent(min_rows=50)
+    labels = recent["label"]
+    if context.current.card.task == "regression":
+        labels = labels.astype(float)
+    model = clone(context.current.estimator)
+    return model.fit(context.features(recent), labels)

@@ -100,6 +100,10 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 def cmd_models_show(args: argparse.Namespace) -> int:
     from models.registry import get_model
 
+    if args.lineage:
+        from service.retrain.cli import show_lineage
+
+        return show_lineage(args.name, args.version, args.json)
     entry = get_model(args.name, args.version)
     _print({**entry.summary(), "path": str(entry.path), "card": entry.card.model_dump()})
     return 0
@@ -394,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = models.add_parser("show", help="show one model version and its card")
     show.add_argument("name")
     show.add_argument("--version")
+    show.add_argument("--lineage", action="store_true",
+                      help="the chain of versions back to the first: alarm, data, rollout")
+    show.add_argument("--json", action="store_true", help="with --lineage: as JSON")
     show.set_defaults(func=cmd_models_show)
     demo = models.add_parser("demo", help="train and register the demo models")
     demo.add_argument("--if-empty", action="store_true", help="only if no model is registered")
@@ -404,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     from service.keys_cli import add_commands
 
     add_commands(groups, _store, _actor)
+
+    from service.retrain.cli import add_commands as retrain_commands
+
+    retrain_commands(groups)
     log = groups.add_parser("log", help="the prediction log").add_subparsers(
         dest="command", required=True
     )
@@ -531,6 +542,8 @@ def _routing_commands(models: Any, groups: Any) -> None:
     config.add_argument("--gateway", default="localhost:3000", help="host:port of the gateway")
     config.add_argument("--prometheus-port", type=int, default=9090)
     config.add_argument("--alertmanager-port", type=int, default=9093)
+    config.add_argument("--retrain-worker", default="localhost:3100",
+                        help="HOST:PORT of driftgate retrain worker (scraped for its metrics)")
     config.add_argument("--dir", default=".data/observability")
     config.add_argument("--alerts-key-file",
                         help="file holding the gateway's alerts-scope key, which Alertmanager "
@@ -554,7 +567,8 @@ def cmd_observability_config(args: argparse.Namespace) -> int:
 
     from service.observability_config import Ports, write
 
-    ports = Ports(args.gateway, args.prometheus_port, args.alertmanager_port)
+    ports = Ports(args.gateway, args.prometheus_port, args.alertmanager_port,
+                  retrain_worker=args.retrain_worker)
     key_file = Path(args.alerts_key_file or Path(args.dir) / "driftgate-alerts.key")
     for command in write(ports, Path(args.dir), key_file):
         print(shlex.join(command))

@@ -185,7 +185,12 @@ class Settings(BaseSettings):
     webhook_max_backoff_seconds: float = Field(300.0, description="Longest retry delay.")
     webhook_timeout_seconds: float = Field(5.0, description="HTTP timeout of one delivery.")
     retrain_cooldown_seconds: float = Field(
-        3600.0, description="One retrain request per model per cooldown."
+        300.0, ge=0.0, description="Least time between two retrain requests of a model (a "
+        "rate limit; a suppressed request is reported as a retrain_suppressed event)."
+    )
+    retrain_timeout_seconds: float = Field(
+        3600.0, ge=0.0, description="A model has one retrain request in flight until its "
+        "retrain reports its end (the retrain worker does), or this long at most."
     )
     retrain_from_events: bool = Field(
         True,

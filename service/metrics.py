@@ -207,6 +207,9 @@ def exposed_names() -> set[str]:
     _monitor_metrics(registry)
     _rollout_metrics(registry)
     auth_failures(registry)
+    from service.retrain.metrics import retrain_metrics  # the retrain worker's own /metrics
+
+    retrain_metrics(registry)
     names: set[str] = set()
     for family in registry.collect():
         if family.type == "counter":

@@ -26,6 +26,7 @@ class Ports:
     prometheus: int = 9090
     alertmanager: int = 9093
     host: str = "localhost"
+    retrain_worker: str = "localhost:3100"  # host:port of ``driftgate retrain worker``
 
 
 def prometheus_config(ports: Ports) -> dict[str, Any]:
@@ -33,9 +34,9 @@ def prometheus_config(ports: Ports) -> dict[str, Any]:
     config["rule_files"] = [str(RULES)]
     config["alerting"] = {"alertmanagers": [
         {"static_configs": [{"targets": [f"{ports.host}:{ports.alertmanager}"]}]}]}
+    targets = {"driftgate": ports.gateway, "driftgate-retrain": ports.retrain_worker}
     for job in config["scrape_configs"]:
-        target = ports.gateway if job["job_name"] == "driftgate" else \
-            f"{ports.host}:{ports.prometheus}"
+        target = targets.get(job["job_name"], f"{ports.host}:{ports.prometheus}")
         job["static_configs"] = [{"targets": [target]}]
     return config
 

@@ -7,11 +7,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from service.config import Settings
 from service.metrics import MonitorMetrics
 from service.monitor_runner import ModelEvent
-from service.store.base import DeliveryStore
+from service.store.base import DeliveryStore, MonitorStateStore
 from service.store.entities import Lease
 from service.webhooks.dispatcher import WebhookDispatcher
 from service.webhooks.outbox import RetrainRequests
@@ -19,12 +20,18 @@ from service.webhooks.payload import drift_evidence
 
 log = logging.getLogger(__name__)
 
+SUPPRESSED_EVENT = "retrain_suppressed"
+
+
+class RetrainStore(DeliveryStore, MonitorStateStore, Protocol):
+    """The outbox, the key-value table (episodes) and the event table."""
+
 
 class Retraining:
     """Owns the retrain-request outbox writer and the webhook dispatcher of the monitor."""
 
     def __init__(
-        self, store: DeliveryStore, settings: Settings, metrics: MonitorMetrics | None
+        self, store: RetrainStore, settings: Settings, metrics: MonitorMetrics | None
     ) -> None:
         endpoints = settings.serving().webhooks
         self.store = store
@@ -45,9 +52,28 @@ class Retraining:
     ) -> list[str]:
         """Queue a retrain request (with ``fence``: only while the monitor holds it)."""
         evidence = drift_evidence(e.event for e in events)
-        return self.requests.request(
-            model, version, trigger, evidence, reference_fingerprint, time.time(), fence=fence
-        )
+        now = time.time()
+        out = self.requests.submit(model, version, trigger, evidence, reference_fingerprint, now,
+                                   fence=fence)
+        if out.status == "suppressed" and out.reason == "cooldown":
+            self._report_cooldown(model, version, out.event_id, evidence, now, fence)
+        return [out.event_id] if out.status == "queued" and out.event_id else []
+
+    def _report_cooldown(self, model: str, version: str, previous: str | None,
+                         evidence: dict[str, object], now: float,
+                         fence: Lease | None = None) -> None:
+        """An episode's request that the rate limit (not an open retrain) suppressed."""
+        window = evidence.get("window") or {}
+        first = window.get("first_prediction_id") if isinstance(window, dict) else None
+        self.store.append_events([{
+            "model": model, "version": version, "kind": SUPPRESSED_EVENT, "feature": None,
+            "detector": "cooldown", "statistic": None,
+            "threshold": self.settings.retrain_cooldown_seconds,
+            "record_id": first or f"{previous}:{now}", "ts": now,
+            "details": {"reason": "cooldown", "previous_request": previous,
+                        "cooldown_seconds": self.settings.retrain_cooldown_seconds,
+                        "evidence": evidence},
+        }], fence=fence)  # fmt: skip
 
     async def _deliver_due(self) -> bool:
         """One delivery round; True when the batch was full (more may be due)."""

@@ -100,6 +100,7 @@ class RolloutPlan:
     max_disagreement: float = 0.1
     error_margin: float = 0.01  # share gate: extra failed share tolerated on the canary
     agreement_tolerance: float = 0.25  # regressors: in standard deviations of the answers
+    advisory: tuple[str, ...] = ()  # gates evaluated and reported whose failure rolls nothing back
 
 
 def canary_steps(steps: Sequence[float]) -> list[float]:
@@ -158,6 +159,7 @@ class Rollouts:
             "min_requests": plan.min_requests, "alpha": plan.alpha,
             "latency_ratio": plan.latency_ratio, "latency_slack_ms": plan.latency_slack_ms,
             "actor": actor, "reason": plan.reason, "created_at": now, "step": 0,
+            "advisory": [g for g in plan.advisory if g in GATES],
             "step_started_at": now, "looks": 0, "performance_p": 1.0, "gates": [],
             "decision": None, "finished_at": None, "routed": False,
             "phase": SHADOW_PHASE if plan.shadow_first else CANARY_PHASE,
@@ -269,7 +271,8 @@ class Rollouts:
         doc["window"] = {"since": since, "until": now, "canary": len(canary),
                          "default": len(default)}
         self._export_gates(doc, gates)
-        failed = [g for g in gates if not g.passed]
+        advisory = set(doc.get("advisory") or ())
+        failed = [g for g in gates if not g.passed and g.gate not in advisory]
         if failed:
             return self._roll_back(row, doc, failed)
         if enough and now - since >= doc["step_seconds"]:
@@ -357,8 +360,10 @@ class Rollouts:
             return doc
         reason = self._why(doc, "every step passed: promoted")
         self._admin(doc).promote(doc["model"], doc["version"], reason)
-        doc.update(decision="promoted: every gate passed at every step",
-                   finished_at=self.clock())
+        advisory = sorted({g["gate"] for g in doc["gates"] if not g["passed"]})
+        doc.update(decision="promoted: every gate passed at every step" if not advisory else
+                   "promoted: every deciding gate passed at every step; advisory gates "
+                   f"failing at the last look: {', '.join(advisory)}", finished_at=self.clock())
         if self.store.rollout_update(row.id, PROMOTED, doc):
             key = KV_PROMOTIONS.format(model=doc["model"], version=doc["version"])
             lines = list(self.store.kv_get(key) or [])

@@ -29,6 +29,8 @@ PARTITION_LAG_RECORDS = "driftgate_monitor_partition_lag_records"
 PARTITION_LAG_SECONDS = "driftgate_monitor_partition_lag_seconds"
 DELIVERIES = "driftgate_webhook_deliveries_total"
 PENDING = "driftgate_webhook_pending"
+RETRAINS = "driftgate_retrains_total"
+RETRAIN_SECONDS = "driftgate_retrain_seconds"
 ALERTS = 'ALERTS{alertname=~"Driftgate.*",alertstate="firing"'
 
 KEY_PANELS: frozenset[str] = frozenset()
@@ -160,6 +162,36 @@ def build() -> dm.Dashboard:
             )
             .decimals(0)
             .min(0),
+            row("Retraining loop"),
+            stacked_bars(
+                timeseries_panel(
+                    "Retrains by outcome",
+                    "Retrains the retrain worker (driftgate retrain worker, scraped as its own "
+                    "target) ran per interval, by model and outcome: registered (a candidate "
+                    "passed the holdout check and its rollout started), rejected (worse than "
+                    "the serving version on the most recent labelled records) and failed (the "
+                    "trainer raised, too few labels, or registration failed). Rejected or "
+                    "failed: read the retrain_rejected / retrain_failed event in "
+                    "/monitoring/events?model=... (it says why); the serving version is "
+                    "untouched. Registered: follow the rollout (driftgate rollout status).",
+                    [Q(f'sum by (model, outcome) (increase({RETRAINS}{{model=~"$model"}}'
+                       "[$__interval]))", "{{model}} {{outcome}}")],
+                )
+            )
+            .interval("1m")
+            .override_by_name("failed", fixed_color("red"))
+            .override_by_name("rejected", fixed_color("orange"))
+            .override_by_name("registered", fixed_color("green")),
+            timeseries_panel(
+                "Retrain duration p50 / p95",
+                "Time from a retrain request's arrival at the worker to its registration or "
+                "verdict (waiting for labels, training, the holdout check, registering). It "
+                "grows with the training data and when labels arrive late "
+                "(DRIFTGATE_RETRAIN_MIN_LABELS are awaited first).",
+                quantile_queries(f"{RETRAIN_SECONDS}_bucket", (0.5, 0.95)),
+                unit="s",
+                tooltip=False,
+            ),
             row("Alerts"),
             table_panel(
                 "Driftgate alerts firing now",

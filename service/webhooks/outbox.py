@@ -1,7 +1,14 @@
 """Retrain requests: per-model cooldown, then one outbox item per matching endpoint.
 
-The cooldown lives in the store's key-value table (``cooldown:<model>``), so it holds across
-processes and restarts. Concurrent requests for the same model that both see an expired
+A model has at most one retrain request in flight: the episode state lives in the store's
+key-value table (``cooldown:<model>``), so it holds across processes and restarts. The episode
+ends when its retrain ends (the retrain worker calls :func:`end_episode`: promoted, rolled back,
+rejected or failed), or after ``retrain_timeout_seconds`` when nobody reports its end; then a
+new episode may request again. ``retrain_cooldown_seconds`` only limits the rate: a request
+within it of the previous one is suppressed with reason ``cooldown`` (reported), so an early or
+false episode whose retrain ended does not use up the request a real one needs.
+
+Concurrent requests for the same model that both see an expired
 cooldown compute the SAME event id (it is derived from the cooldown state they read), so the
 outbox's unique ``(event_id, endpoint)`` key turns the race into a single request.
 """
@@ -20,7 +27,7 @@ from service.store.base import DeliveryStore
 from service.store.entities import Lease
 from service.webhooks.payload import TRIGGERS, build_payload
 
-__all__ = ["RetrainOutcome", "RetrainRequests", "cooldown_key", "endpoints_for"]
+__all__ = ["RetrainOutcome", "RetrainRequests", "cooldown_key", "end_episode", "endpoints_for"]
 
 _NAMESPACE = uuid.UUID("6d1f4a0e-4f52-4c4b-9a43-2b8f0d5c7e11")
 EPOCH_KEY = "webhooks:epoch"
@@ -40,21 +47,24 @@ class RetrainOutcome:
     """What :meth:`RetrainRequests.submit` did.
 
     ``status``: ``queued`` (a request exists for this episode; ``event_id`` names it),
-    ``suppressed`` (the model's cooldown runs; ``event_id`` is the episode's request) or
-    ``no_endpoint`` (no configured endpoint wants this model; nothing stored).
+    ``suppressed`` (``reason`` ``in_flight``: the episode's retrain has not ended, or
+    ``cooldown``: the previous request is more recent than the cooldown; ``event_id`` is the
+    episode's request) or ``no_endpoint`` (no configured endpoint wants this model).
     """
 
     status: Literal["queued", "suppressed", "no_endpoint"]
     event_id: str | None = None
     suppressed: int = 0
+    reason: Literal["in_flight", "cooldown"] | None = None
 
 
 class RetrainRequests:
     """Turns drift/performance/alert evidence into queued retrain webhooks.
 
-    One drift episode = one request: the first request for a model starts a cooldown of
-    ``settings.retrain_cooldown_seconds``; requests during it are suppressed and counted in
-    the cooldown state (``cooldown(model)["suppressed"]``; ``on_suppressed`` is called too).
+    One drift episode = one request: the first request for a model opens an episode; requests
+    while it is in flight (until :func:`end_episode` or ``settings.retrain_timeout_seconds``)
+    or within ``settings.retrain_cooldown_seconds`` of its start are suppressed and counted in
+    the state (``cooldown(model)["suppressed"]``; ``on_suppressed`` is called too).
     """
 
     def __init__(
@@ -115,13 +125,15 @@ class RetrainRequests:
         now = self.clock() if now is None else now
         key = cooldown_key(model)
         state = self.store.kv_get(key)
-        if state is not None and now < float(state.get("until", 0.0)):
+        reason = suppression(state, now)
+        if state is not None and reason is not None:
             state = {**state, "suppressed": int(state.get("suppressed", 0)) + 1,
-                     "last_suppressed_at": now}  # fmt: skip
+                     "last_suppressed_at": now, "last_reason": reason}  # fmt: skip
             self.store.kv_set(key, state)
             if self.on_suppressed is not None:
                 self.on_suppressed(model)
-            return RetrainOutcome("suppressed", state.get("event_id"), state["suppressed"])
+            return RetrainOutcome("suppressed", state.get("event_id"), state["suppressed"],
+                                  reason)
 
         episode = int(state.get("episode", 0)) + 1 if state else 1
         previous = state.get("started_at") if state else None
@@ -150,7 +162,9 @@ class RetrainRequests:
                 "event_id": event_id,
                 "trigger": trigger,
                 "started_at": now,
-                "until": now + self.settings.retrain_cooldown_seconds,
+                "until": now + self.settings.retrain_timeout_seconds,
+                "cooldown_until": now + self.settings.retrain_cooldown_seconds,
+                "ended_at": None,
                 "suppressed": 0,
             },
         )
@@ -163,3 +177,37 @@ class RetrainRequests:
             self.store.kv_set(EPOCH_KEY, secrets.token_hex(8))
             token = self.store.kv_get(EPOCH_KEY)
         return str(token)
+
+
+def suppression(
+    state: Mapping[str, Any] | None, now: float
+) -> Literal["in_flight", "cooldown"] | None:
+    """Why a request at ``now`` is suppressed by the episode ``state`` (None: it is not).
+
+    >>> open_ = {"started_at": 0.0, "until": 3600.0, "cooldown_until": 300.0, "ended_at": None}
+    >>> suppression(open_, 100.0), suppression(open_, 1000.0), suppression(open_, 4000.0)
+    ('in_flight', 'in_flight', None)
+    >>> ended = {**open_, "ended_at": 50.0}
+    >>> suppression(ended, 100.0), suppression(ended, 1000.0)
+    ('cooldown', None)
+    """
+    if state is None:
+        return None
+    in_flight = state.get("ended_at") is None and now < float(state.get("until", 0.0))
+    if in_flight:
+        return "in_flight"
+    cooldown_until = state.get("cooldown_until", state.get("until", 0.0))
+    return "cooldown" if now < float(cooldown_until) else None
+
+
+def end_episode(
+    store: DeliveryStore, model: str, event_id: str, outcome: str, now: float
+) -> bool:
+    """Mark the retrain of request ``event_id`` ended (``outcome``: promoted, rolled_back,
+    rejected, failed); False when the model's episode is another request's by now."""
+    key = cooldown_key(model)
+    state = store.kv_get(key)
+    if state is None or state.get("event_id") != event_id:
+        return False
+    store.kv_set(key, {**state, "ended_at": now, "outcome": outcome})
+    return True

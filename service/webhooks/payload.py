@@ -6,7 +6,8 @@ Example (trimmed)::
      "created_at": "2026-11-26T17:40:00+00:00", "model": "iris", "version": "3nhl...",
      "trigger": "drift",
      "evidence": {"features": [{"feature": "petal_length", "kind": "feature_drift",
-                                "detector": "cusum_mean_up", "statistic": 25.3, "threshold": 24.0}],
+                                "detector": "cusum_mean_up", "statistic": 25.3, "threshold": 24.0,
+                                "prediction_id": "r-40", "ts": 1764178805.2}],
                   "window": {"first_prediction_id": "r-17", "last_prediction_id": "r-40",
                              "first_ts": 1764178800.0, "last_ts": 1764178805.2}},
      "reference_fingerprint": "sha256:...",
@@ -80,6 +81,8 @@ def drift_evidence(events: Iterable[MonitorEvent]) -> dict[str, Any]:
             "detector": e.detector,
             "statistic": json_value(e.statistic),
             "threshold": json_value(e.threshold),
+            "prediction_id": e.record_id,
+            "ts": e.ts,
         }
         for e in ordered
     ]

@@ -319,3 +319,27 @@ def test_a_version_drifted_against_its_own_reference_is_not_promoted(
     drift = next(g for g in doc["gates"] if g["gate"] == "drift")
     assert drift["detail"] == "drift active on mean radius"
     assert RoutingAdmin(store, "t").current(name)[0].canary is None
+
+
+def test_an_advisory_gate_reports_without_rolling_back(store: Store, demo_models) -> None:
+    """The retrain worker's rollouts: a retrained version is meant to answer differently."""
+    clock = Clock()
+    name, v1, v2 = setup(store, bad=True)
+    rollouts = Rollouts(store, clock=clock)
+    plan = RolloutPlan(v2, [0.25, 0.5], 600, 50, advisory=("answers", "no_such_gate"))
+    row = rollouts.start(name, plan, "retrain-worker")
+    assert store.rollout_get(row.id).doc["advisory"] == ["answers"]
+    arms = {"default": v1, "canary": v2}
+    constant = {"default": None, "canary": "benign"}
+    traffic(store, name, arms, 200, clock.now + 1, constant)
+    clock.now += 2
+    (doc,) = rollouts.tick()
+    assert any(g["gate"] == "answers" and not g["passed"] for g in doc["gates"])  # reported
+    assert doc["decision"] is None and store.rollout_get(row.id).status == "running"
+    clock.now += 600  # the step is old enough: on to the last step, then promoted
+    assert rollouts.tick()[0]["step"] == 1
+    traffic(store, name, arms, 400, clock.now + 1, constant, seed=1)
+    clock.now += 601
+    (doc,) = rollouts.tick()
+    assert doc["decision"] == ("promoted: every deciding gate passed at every step; advisory "
+                               "gates failing at the last look: answers")

@@ -60,6 +60,8 @@ def test_drift_payload_from_monitor_events() -> None:
         "detector": "cusum_mean_up",
         "statistic": 25.3,
         "threshold": 24.0,
+        "prediction_id": "r-40",
+        "ts": 1_764_178_805.2,
     }
     assert evidence["window"] == {
         "first_prediction_id": "r-17",
