@@ -7,10 +7,11 @@ through :func:`context`. Errors are rendered by :mod:`service.http`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from anyio import to_thread
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
@@ -22,6 +23,7 @@ from models.registry import list_models
 from service.api_context import Context, require_store
 from service.auth.guard import check_model, principal_of
 from service.calibration_view import calibration
+from service.error_counting import CountedRoute
 from service.errors import APIError, not_found
 from service.feedback import FeedbackRequest, apply_feedback
 from service.http import (
@@ -40,6 +42,7 @@ from service.partitions import Partitioning
 from service.request_metrics import BENTOML_PATHS
 from service.store.base import Store
 from service.times import parse_time
+from service.v2 import infer_router as v2_infer_router
 from service.v2 import router as v2_router
 
 log = logging.getLogger(__name__)
@@ -64,9 +67,10 @@ class PredictResponse(BaseModel):
 app = FastAPI(title="driftgate", version="0.1.0", openapi_url=None, docs_url=None)
 app.router.route_class = GuardedRoute
 install_error_handlers(app)
+prediction_router = APIRouter(route_class=CountedRoute)  # its errors are counted
 
 
-@app.post(
+@prediction_router.post(
     "/predict",
     response_model=PredictResponse,
     responses=errors(400, 404, 413, 415, 422, 500, 503),
@@ -74,19 +78,16 @@ install_error_handlers(app)
     summary="Predict one or more rows",
 )
 async def predict(request: Request, ctx: Context) -> JSONResponse:
-    try:
-        body = await read_json(request, ctx.settings.max_body_bytes)
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            raise APIError(422, "invalid_body", "expected {'model': str, 'inputs': [...]}")
-        version = body.get("version")
-        if version is not None and not isinstance(version, str):
-            raise APIError(422, "invalid_body", "'version' must be a string")
-        unexpected = body.keys() - {"model", "version", "inputs"}
-        if unexpected:
-            raise APIError(422, "invalid_body", f"unexpected fields {sorted(unexpected)}")
-    except APIError as error:
-        ctx.core.count_error(error)
-        raise
+    body = await read_json(request, ctx.settings.max_body_bytes)
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise APIError(422, "invalid_body", "expected {'model': str, 'inputs': [...]}")
+    version = body.get("version")
+    if version is not None and not isinstance(version, str):
+        raise APIError(422, "invalid_body", "'version' must be a string", model=body["model"])
+    unexpected = body.keys() - {"model", "version", "inputs"}
+    if unexpected:
+        raise APIError(422, "invalid_body", f"unexpected fields {sorted(unexpected)}",
+                       model=body["model"])
     check_model(request.scope, body["model"])
     result = await ctx.core.predict(
         body["model"], version, body.get("inputs"), request_id(request), current_trace_id()
@@ -94,7 +95,7 @@ async def predict(request: Request, ctx: Context) -> JSONResponse:
     return FastJSONResponse(result.as_json())
 
 
-@app.post(
+@prediction_router.post(
     "/feedback", responses=errors(400, 409, 413, 415, 422, 503),
     openapi_extra=json_body(FeedbackRequest), summary="Send ground-truth labels for predictions",
 )
@@ -105,6 +106,9 @@ async def feedback(request: Request, ctx: Context) -> JSONResponse:
     allowed = principal.models if principal is not None else None
     result = await apply_feedback(payload, store, ctx.core, allowed)
     return JSONResponse(result)
+
+
+app.include_router(prediction_router)
 
 
 @app.get("/models", summary="Registered models, versions, aliases and routing")
@@ -223,6 +227,7 @@ async def alertmanager(request: Request, ctx: Context) -> JSONResponse:
 
 
 app.include_router(v2_router)
+app.include_router(v2_infer_router)
 from service.routing_api import router as routing_router  # noqa: E402 - kept with its include
 
 app.include_router(routing_router)
@@ -249,11 +254,22 @@ class NoRoute(APIRoute):
         return Match.FULL, {"endpoint": self.endpoint, "path_params": {"path": path}}
 
 
+def _flat_routes(routes: list[Any]) -> Iterator[Any]:
+    """Every route, also those of included routers (FastAPI keeps an included router as one
+    entry of ``app.routes``; ours are included without a prefix of their own)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _flat_routes(inner.routes)
+        else:
+            yield route
+
+
 async def no_route(request: Request) -> JSONResponse:
     """Declared last: an unknown path is a JSON 404, a known one with another method 405."""
     allowed = sorted({
         method
-        for route in app.routes
+        for route in _flat_routes(app.routes)
         if not isinstance(route, NoRoute) and route.matches(request.scope)[0] == Match.PARTIAL
         for method in getattr(route, "methods", ())
     })

@@ -86,7 +86,8 @@ class GatewayCore:
         trace_id: str | None = None,
         route: Route | None = None,
     ) -> PredictResult:
-        """Serve one request; raises :class:`APIError` (already counted) on bad input.
+        """Serve one request; raises :class:`APIError` naming the model on bad input (the
+        route counts it: :mod:`service.error_counting`).
 
         ``route`` is the routing decision when the caller already made it (v2 reads the
         card of the routed version to decode tensors)."""
@@ -101,7 +102,7 @@ class GatewayCore:
             with self.tracer.start_as_current_span("driftgate.validate"):
                 batch = route.model.validator.validate(rows)
         except APIError as error:
-            self.count_error(error, name)
+            error.model = error.model or name
             raise
         model = route.model
         with self.tracer.start_as_current_span("driftgate.predict") as span:
@@ -112,9 +113,8 @@ class GatewayCore:
             try:
                 result, records = self._run(route, batch, request_id, trace_id, started)
             except Exception as exc:  # the model itself failed on valid input
-                failure = APIError(500, "model_error", f"the model failed: {exc!r}")
-                self.count_error(failure, name)
-                raise failure from exc
+                raise APIError(500, "model_error", f"the model failed: {exc!r}",
+                               model=name) from exc
             finally:
                 model.inflight -= 1
         if route.shadow is not None:
@@ -126,10 +126,8 @@ class GatewayCore:
                 await self.sink.submit(records)
             except Exception as exc:  # not logged means not served: the client may retry
                 log.warning("prediction log unavailable: %r", exc)
-                failure = APIError(503, "log_unavailable",
-                                   "the prediction log is unavailable: nothing was served, retry")
-                self.count_error(failure, name)
-                raise failure from exc
+                raise APIError(503, "log_unavailable", "the prediction log is unavailable: "
+                               "nothing was served, retry", model=name) from exc
         self._count(model, route.arm, batch, result.values)  # served: answered with a 2xx
         self.metrics.latency.labels(model.name, model.version).observe(
             time.perf_counter() - started

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service import api, api_context
+from service.error_counting import count_prediction_error
 from service.errors import APIError
 from service.http import error_response, http_error, internal_error
 
@@ -22,12 +23,16 @@ from service.http import error_response, http_error, internal_error
 async def predict(request: Request) -> Response:
     try:
         ctx = api_context.gateway_context()
+    except APIError as error:  # starting
+        return error_response(error)
+    try:
         return await api.predict(request, ctx)
     except APIError as error:
+        count_prediction_error(ctx, error, None)
         return error_response(error)
     except Exception as exc:  # a bug: still JSON, still counted
         bug = internal_error(exc)
-        api_context.gateway_context().core.count_error(bug)
+        count_prediction_error(ctx, bug, None)
         return error_response(bug)
 
 

@@ -95,11 +95,7 @@ async def apply_feedback(
 ) -> dict[str, Any]:
     """Apply the labels; ``models`` limits them to predictions of those models (a key
     limited to some models): the ids of other models' predictions are reported unknown."""
-    try:
-        body, per_model = await to_thread.run_sync(_apply, payload, store, core.router, models)
-    except APIError as error:
-        core.count_error(error, error.model or None)
-        raise
+    body, per_model = await to_thread.run_sync(_apply, payload, store, core.router, models)
     for model, count in per_model.items():
         core.metrics.feedback.labels(model).inc(count)
     return body

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from service.api_context import Context, GatewayContext
+from service.error_counting import CountedRoute
 from service.errors import APIError, bad_request, invalid
 from service.http import (
     FastJSONResponse,
@@ -31,6 +32,8 @@ from service.openapi_docs import InferenceRequest, errors, json_body
 from service.runtime import LoadedModel
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"], route_class=GuardedRoute)
+infer_router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"],
+                         route_class=CountedRoute)  # inference errors are counted
 
 NUMERIC_TYPES: dict[str, Any] = {
     "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
@@ -119,12 +122,12 @@ async def model_version_ready(name: str, version: str, ctx: Context) -> JSONResp
     return JSONResponse({"name": name, "version": version, "ready": True})
 
 
-@router.post("/models/{name}/infer", summary="Inference", **INFER_DOCS)
+@infer_router.post("/models/{name}/infer", summary="Inference", **INFER_DOCS)
 async def infer(name: str, request: Request, ctx: Context) -> Response:
     return await _infer(ctx, name, None, request)
 
 
-@router.post(
+@infer_router.post(
     "/models/{name}/versions/{version}/infer", summary="Inference on one version", **INFER_DOCS
 )
 async def infer_version(name: str, version: str, request: Request, ctx: Context) -> Response:
@@ -135,13 +138,9 @@ async def _infer(
     ctx: GatewayContext, name: str, version: str | None, request: Request
 ) -> Response:
     core = ctx.core
-    try:
-        body = await _read_infer_body(request, ctx.settings.max_body_bytes)
-        route = core.router.route(name, version)
-        rows = tensors_to_rows(route.model, body)
-    except APIError as error:
-        core.count_error(error, name)
-        raise
+    body = await _read_infer_body(request, ctx.settings.max_body_bytes)
+    route = core.router.route(name, version)
+    rows = tensors_to_rows(route.model, body)
     result = await core.predict(
         name, version, rows, request_id(request), current_trace_id(), route=route
     )

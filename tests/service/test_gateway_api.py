@@ -104,7 +104,7 @@ BAD_INPUTS = [
      "diabetes"),
     ("model missing", {"inputs": [{}]}, 422, "invalid_body", "_unknown"),
     ("extra top-level field", {"model": "diabetes", "inputs": [{}], "foo": 1}, 422,
-     "invalid_body", "_unknown"),
+     "invalid_body", "diabetes"),
 ]
 
 
@@ -243,3 +243,20 @@ def test_v2_malformed_binary_tensors_are_4xx(client, params, payload, type_):
 def test_v2_tensor_name_must_be_a_string(client):
     body = {"inputs": [{"name": ["x"], "shape": [1], "datatype": "FP64", "data": [1.0]}]}
     _v2_error(client.post("/v2/models/diabetes/infer", json=body), 422, "invalid_tensor")
+
+
+def test_errors_of_every_prediction_route_are_counted_once(client):
+    """Open Inference Protocol and feedback errors, each counted exactly once where the
+    route answers it (service.error_counting)."""
+    cases = [
+        (lambda: client.post("/v2/models/diabetes/infer", json={"inputs": []}), "diabetes"),
+        (lambda: client.post("/v2/models/nope/infer", json={"inputs": []}), "_unknown"),
+        (lambda: client.post("/feedback", json={"items": "x"}), "_unknown"),
+    ]
+    for send, label in cases:
+        response = send()
+        assert 400 <= response.status_code < 500, response.text
+        reason = response.json().get("type") or response.json()["error"]["type"]
+        before = _error_count(client, label, reason)
+        assert send().status_code == response.status_code
+        assert _error_count(client, label, reason) == before + 1, (label, reason)

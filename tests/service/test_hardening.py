@@ -220,3 +220,10 @@ def test_small_reference_warns_and_its_wider_thresholds_are_shown(client, demo_m
     assert served["card"]["reference_rows"] > MIN_REFERENCE_ROWS
     streams = served["calibration"]["streams"]
     assert set(X.columns) <= set(streams) and all(streams[f]["threshold"] > 0 for f in X.columns)
+
+
+def test_wrong_method_on_an_included_router_is_405(client):
+    response = client.get("/v2/models/diabetes/infer")
+    assert response.status_code == 405, response.text
+    assert "POST" in response.headers["allow"]
+    _error(client.post("/models/diabetes/routing/history"), 405, "method_not_allowed")
