@@ -6,6 +6,7 @@
     python -m loadtests.bench --logging-modes --postgres          # + PostgreSQL (default DSN)
     python -m loadtests.bench --logging-modes --postgres postgresql://me@db:5432/postgres
     python -m loadtests.bench --auth              # bare, driftgate, driftgate with API keys
+    python -m loadtests.bench --fast-route        # bare, driftgate, driftgate without fast route
 
 Both services run at once on 127.0.0.1, each in its own temporary data directory, and wrk
 (64 connections, a Lua POST script rotating reference rows of ``diabetes``) drives them in
@@ -575,6 +576,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--auth", action="store_true",
                    help="the cost of API keys: bare, driftgate, and driftgate with a key in its "
                    "store and every request carrying one (one-row case only)")
+    p.add_argument("--fast-route", action="store_true",
+                   help="what the lean POST /predict route saves: bare, driftgate, and "
+                   "driftgate answering /predict through FastAPI (one-row case only)")
     p.add_argument("--catch-up-timeout", type=float, default=30.0,
                    help="longest wait for the monitor to catch up after a round")
     p.add_argument("--keep", action="store_true", help="keep the data dirs and server logs")
@@ -620,6 +624,10 @@ def main(argv: list[str] | None = None) -> int:
                   baseline="driftgate", api_key=new_api_key())
     if args.auth:
         single = [bare, full, auth]
+    if args.fast_route:
+        single = [bare, full, Target("fastroute-off", "driftgate, FastAPI /predict",
+                                     env={**full.env, "DRIFTGATE_FAST_PREDICT_ROUTE": "false"},
+                                     monitored=True, baseline="driftgate")]
     try:
         if args.logging_modes:
             single += [gateway_target("off", "driftgate (logging off)", "sqlite", logging=False),
@@ -644,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"all ready after {time.monotonic() - started_at:.0f} s; "
               + check_same_predictions(single, reference_rows(MODEL, 8, seed=0)), flush=True)
         cases = [Case("one row", 1, single)]
-        if not args.auth:
+        if not (args.auth or args.fast_route):
             cases.append(Case(f"batch of {args.batch}", args.batch, [bare, full]))
         for case in cases:
             run_case(case, wrk, workdir, args)

@@ -197,6 +197,10 @@ class Settings(BaseSettings):
         description="Drift and performance events request retraining directly. Set false to "
         "let only Alertmanager (POST /alerts/alertmanager) decide, with its silences.",
     )
+    fast_predict_route: bool = Field(
+        True, description="Answer POST /predict from a lean Starlette route ahead of FastAPI "
+        "(same handler; measured by `python -m loadtests.bench --fast-route`)."
+    )
     tail_latency_fix: bool = Field(
         True,
         description="Cancel BentoML's per-request timeout timers and gc.freeze() after "

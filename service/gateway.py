@@ -37,8 +37,15 @@ bound_endpoint_labels(EndpointTemplates(app.openapi()["paths"]))
     metrics={"enabled": True},
     tracing=bentoml_tracing_config(),
 )
+def _fast_predict_route(cls: type) -> type:
+    """Mount the lean ``POST /predict`` ahead of FastAPI unless switched off."""
+    if SETTINGS.fast_predict_route:
+        return bentoml.asgi_app(fast_app, path="/")(cls)
+    return cls
+
+
 @bentoml.asgi_app(app, path="/")
-@bentoml.asgi_app(fast_app, path="/")
+@_fast_predict_route
 class Gateway:
     """Serves the registered models over HTTP and logs every prediction."""
 
