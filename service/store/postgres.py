@@ -28,6 +28,7 @@ import psycopg
 from service.store import codec
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
+from service.store.attributions import POSTGRES_ATTRIBUTION_SCHEMA
 from service.store.rollouts import POSTGRES_ROLLOUT_SCHEMA
 from service.store.routing import POSTGRES_ROUTING_SCHEMA
 from service.store.sqlbase import SqlStoreBase
@@ -152,7 +153,8 @@ class PostgresStore(SqlStoreBase):
         tables and could deadlock with a writer holding the counter row)."""
         for schema, last_table in ((SCHEMA, "log_counters"), (POSTGRES_ROUTING_SCHEMA,
                                                                "routing_history"),
-                                   (POSTGRES_ROLLOUT_SCHEMA, "rollouts")):
+                                   (POSTGRES_ROLLOUT_SCHEMA, "rollouts"),
+                                   (POSTGRES_ATTRIBUTION_SCHEMA, "attributions")):
             with self._read() as cur:
                 if _schema_exists(cur, last_table):
                     continue

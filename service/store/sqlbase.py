@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from service.store import codec
+from service.store.attributions import AttributionTables
 from service.store.entities import Checkpoint, LabelEvent, LabelResult, OutboxItem
 from service.store.export import records_to_frame
 from service.store.records import PredictionRecord
@@ -37,10 +38,11 @@ _EVENT_COLS = (
     "id, model, version, kind, feature, detector, statistic, threshold, record_id, ts, details"
 )
 _PRUNE_CHUNK = 5000
+ATTRIBUTIONS_COLUMN = "attributions"  # of export(): the sampled records' attributions
 _IN_CHUNK = 500
 
 
-class SqlStoreBase(RoutingTables, RolloutTables):
+class SqlStoreBase(RoutingTables, RolloutTables, AttributionTables):
     """Shared implementation of :class:`service.store.base.Store`."""
 
     url: str
@@ -330,7 +332,12 @@ class SqlStoreBase(RoutingTables, RolloutTables):
         )
         with self._read() as cur:
             records = [self._record(r) for r in self._select(cur, sql, params)]
-        return records_to_frame(records)
+        frame = records_to_frame(records)
+        # the attributions of the records the monitor sampled (None for the others)
+        found = self.attributions_get([r.id for r in records]) if records else {}
+        frame.insert(frame.columns.get_loc("label_ts") + 1, ATTRIBUTIONS_COLUMN,
+                     [found.get(r.id) for r in records])
+        return frame
 
     def prune(
         self,
@@ -359,6 +366,7 @@ class SqlStoreBase(RoutingTables, RolloutTables):
             deleted += n
             if n < _PRUNE_CHUNK:
                 break
+        self._prune_attributions(cutoff)
         if keep_after_label_offset is not None:
             with self._write() as cur:
                 cur.execute(

@@ -26,6 +26,7 @@ from typing import Any
 from service.store import codec
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
+from service.store.attributions import SQLITE_ATTRIBUTION_SCHEMA
 from service.store.rollouts import SQLITE_ROLLOUT_SCHEMA
 from service.store.routing import SQLITE_ROUTING_SCHEMA
 from service.store.sqlbase import SqlStoreBase
@@ -158,7 +159,8 @@ class SQLiteStore(SqlStoreBase):
     def _init_schema(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._write() as cur:
-            schema = ";".join((SCHEMA, SQLITE_ROUTING_SCHEMA, SQLITE_ROLLOUT_SCHEMA))
+            schema = ";".join((SCHEMA, SQLITE_ROUTING_SCHEMA, SQLITE_ROLLOUT_SCHEMA,
+                               SQLITE_ATTRIBUTION_SCHEMA))
             for stmt in schema.split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
