@@ -26,9 +26,9 @@ from typing import Any
 import psycopg
 
 from service.store import codec
+from service.store.attributions import POSTGRES_ATTRIBUTION_SCHEMA
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
-from service.store.attributions import POSTGRES_ATTRIBUTION_SCHEMA
 from service.store.rollouts import POSTGRES_ROLLOUT_SCHEMA
 from service.store.routing import POSTGRES_ROUTING_SCHEMA
 from service.store.sqlbase import SqlStoreBase

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from service.store import codec
+from service.store.attributions import SQLITE_ATTRIBUTION_SCHEMA
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
-from service.store.attributions import SQLITE_ATTRIBUTION_SCHEMA
 from service.store.rollouts import SQLITE_ROLLOUT_SCHEMA
 from service.store.routing import SQLITE_ROUTING_SCHEMA
 from service.store.sqlbase import SqlStoreBase
