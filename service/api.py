@@ -222,6 +222,9 @@ app.include_router(routing_router)
 from service.rollout_api import router as rollout_router  # noqa: E402 - kept with its include
 
 app.include_router(rollout_router)
+from service.explain_api import router as explain_router  # noqa: E402 - kept with its include
+
+app.include_router(explain_router)
 
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 BENTOML_PREFIXES = ("/static_content/", "/assets/")

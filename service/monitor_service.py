@@ -19,6 +19,7 @@ from anyio import to_thread
 
 from models.registry import get_model, model_names
 from service.alerts import ALERT_KEY_PREFIX
+from service.attribution_stream import AttributionStream
 from service.config import Settings, get_settings, monitor_config
 from service.lifecycle import exit_with_parent
 from service.metrics import monitor_metrics, rollout_metrics, start_monitor_series
@@ -43,6 +44,13 @@ def served_features(settings: Settings) -> dict[str, list[str]]:
     return out
 
 
+def attribution_stream(settings: Settings) -> AttributionStream | None:
+    """The monitor's attribution stream (None when the sample rate is 0)."""
+    if settings.explain_sample_rate == 0.0:
+        return None
+    return AttributionStream(settings.explain_sample_rate, settings.explain_budget_us)
+
+
 @bentoml.service(name="driftgate-monitor", workers=1, metrics={"enabled": True})
 class Monitor:
     """Consumes the prediction log once, in order, for every model version."""
@@ -61,6 +69,7 @@ class Monitor:
             self.store, config, self.metrics,
             retrain=self.retraining.request if settings.retrain_from_events else None,
             batch=settings.monitor_batch,
+            attribution=attribution_stream(settings),
         )
         self.rollouts = Rollouts(self.store, metrics=rollout_metrics(),
                                  webhooks=lambda: settings.serving().webhooks)
