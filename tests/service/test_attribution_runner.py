@@ -4,6 +4,8 @@ collapse side by side and raises an attribution-drift event when it serves."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +121,29 @@ def test_drift_events_carry_the_attribution_weight(tmp_path, versions) -> None:
     events = [e for e in _drain(_runner(store)) if e.kind == "feature_drift"]
     weights = {e.event.feature: e.event.details["attribution_weight"] for e in events}
     assert "f1" in weights and 0.1 < weights["f1"] < 0.9
+
+
+def test_cli_shows_versions_side_by_side(tmp_path, versions, capsys) -> None:
+    from service.cli import main
+    from service.config import get_settings
+    from tests.service.gateway_helpers import configure
+
+    v1, v2, live = versions
+    configure(tmp_path)
+    store = open_store(get_settings().resolved_store_url)
+    store.append(_records(v2, live.iloc[:300], 1000.0))
+    runner = _runner(store)
+    _drain(runner)
+    runner.checkpoint()
+    assert main(["models", "attributions", NAME, "--versions", f"{v1.version},{v2.version}"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    f0 = next(line for line in table if line.startswith("f0 "))
+    cells = [c for c in f0.split("  ") if c.strip()]
+    assert cells[1].strip().endswith("(#1)")  # v1 leans on f0 most
+    assert cells[2].strip() == "-"  # v1 served nothing here
+    assert not cells[3].strip().endswith("(#1)") and "%" in cells[4]  # v2: baseline, live
+    assert any(line.startswith(f"{v2.version}: explainer tree, sampled 300") for line in table)
+    assert main(["models", "attributions", NAME, "--json"]) == 0
+    view = json.loads(capsys.readouterr().out)
+    assert [v["version"] for v in view["versions"]][-2:] == [v1.version, v2.version]
+    assert main(["models", "attributions", NAME, "--versions", "nope"]) == 1
