@@ -71,6 +71,10 @@ def drift_evidence(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     ...                       "statistic": 25.0, "threshold": 24.0, "record_id": "r-1", "ts": 5.0}])
     >>> ev["features"][0]["detector"], ev["window"]["first_prediction_id"]
     ('cusum', 'r-1')
+    >>> weighted = drift_evidence([{"kind": "feature_drift", "feature": "x",
+    ...                             "details": {"attribution_weight": 0.4}}])
+    >>> weighted["features"][0]["attribution_weight"]
+    0.4
     """
     rows = sorted(events, key=lambda e: float(e.get("ts") or 0.0))
     features = [
@@ -80,6 +84,8 @@ def drift_evidence(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             "detector": e.get("detector"),
             "statistic": json_value(e.get("statistic")),
             "threshold": json_value(e.get("threshold")),
+            # the feature's share of the model's importance when it drifted (if explained)
+            **_weight((e.get("details") or {}).get("attribution_weight")),
         }
         for e in rows
     ]
@@ -95,6 +101,10 @@ def drift_evidence(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     if ids:
         evidence["monitor_event_ids"] = ids
     return evidence
+
+
+def _weight(value: Any) -> dict[str, Any]:
+    return {} if value is None else {"attribution_weight": json_value(value)}
 
 
 def alert_evidence(
