@@ -20,6 +20,7 @@ from service.metrics import monitor_metrics
 from service.monitor_runner import MonitorRunner
 from service.store.factory import open_store
 from service.store.records import PredictionRecord
+from service.webhooks.payload import drift_evidence
 
 NAMES = [f"f{i}" for i in range(6)]
 NAME = "attr-forest"
@@ -118,9 +119,16 @@ def test_drift_events_carry_the_attribution_weight(tmp_path, versions) -> None:
     shifted = live.assign(f1=live["f1"] + 2.0)
     store = open_store(str(tmp_path / "log.sqlite3"))
     store.append(_records(v1, shifted, 1000.0))
-    events = [e for e in _drain(_runner(store)) if e.kind == "feature_drift"]
+    requested: list = []
+    runner = _runner(store)
+    runner.retrain = lambda *args: requested.append(args)
+    events = [e for e in _drain(runner) if e.kind == "feature_drift"]
     weights = {e.event.feature: e.event.details["attribution_weight"] for e in events}
     assert "f1" in weights and 0.1 < weights["f1"] < 0.9
+    # the retrain request's evidence carries it too
+    evidence = drift_evidence(e.to_row() for e in requested[0][3])
+    f1 = next(f for f in evidence["features"] if f["feature"] == "f1")
+    assert f1["attribution_weight"] == weights["f1"]
 
 
 def test_cli_shows_versions_side_by_side(tmp_path, versions, capsys) -> None:
