@@ -2,7 +2,8 @@
 and track their global importance (:class:`monitoring.attribution.AttributionMonitor`).
 
 Sampling is decided by the prediction id (a hash), so a replay from a checkpoint explains the
-same records. The rate per version is ``DRIFTGATE_EXPLAIN_SAMPLE_RATE`` when set; unset, it
+same records; sparse samples are explained in batches (the pending records are part of the
+checkpointed state). The rate per version is ``DRIFTGATE_EXPLAIN_SAMPLE_RATE`` when set; unset, it
 is chosen from the explainer's measured cost so that explaining takes at most
 ``explain_budget_us`` microseconds per logged record on average (every record when
 explaining is that cheap, as a linear model's is): the monitor's other work costs a few
@@ -53,6 +54,8 @@ class VersionAttribution:
     reason: str | None = None
     explained: int = 0
     skipped: int = 0
+    pending: list[PredictionRecord] = field(default_factory=list)  # sampled, not explained
+    flush_rows: int = 1
     explainer: VersionExplainer | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -111,12 +114,16 @@ class AttributionStream:
             check_every=self.check_every, expected_run_time=self.expected_run_time,
             details=details)
         rate = self.sample_rate if self.sample_rate is not None else self._auto_rate(explainer)
-        return VersionAttribution(rate, monitor, None, explainer=explainer)
+        # explain in batches when sampling is sparse: one shap call has a fixed cost (tens
+        # of ms for a large forest) that a batch of COST_PROBE_ROWS rows shares
+        flush = 1 if rate >= 1.0 else COST_PROBE_ROWS
+        return VersionAttribution(rate, monitor, None, explainer=explainer, flush_rows=flush)
 
     def _auto_rate(self, explainer: VersionExplainer) -> float:
         """The share of records whose explaining fits ``budget_us`` per record."""
         reference = explainer.entry.reference()
-        rows = reference[explainer.entry.card.feature_names].dropna().head(COST_PROBE_ROWS)
+        probe = COST_PROBE_ROWS if explainer.describe()["method"] != "permutation" else 4
+        rows = reference[explainer.entry.card.feature_names].dropna().head(probe)
         try:
             started = time.perf_counter()
             explainer.explain(rows)
@@ -134,9 +141,10 @@ class AttributionStream:
         state = self._version(model, version)
         if state.monitor is None or state.explainer is None or state.rate <= 0.0:
             return [], []
-        chosen = [r for r in records if sampled(r.id, state.rate)]
-        if not chosen:
+        state.pending.extend(r for r in records if sampled(r.id, state.rate))
+        if len(state.pending) < state.flush_rows:
             return [], []
+        chosen, state.pending = state.pending, []
         names = state.monitor.features
         frame = explain_frame([r.features for r in chosen], names)
         complete = frame.notna().all(axis=1).to_numpy()

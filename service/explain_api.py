@@ -30,6 +30,7 @@ from service.store.base import Store
 router = APIRouter(tags=["explanations"], route_class=GuardedRoute)
 EXPLAINERS = Explainers()  # per worker process
 MAX_EXPLAIN_ROWS = 100
+MAX_AGNOSTIC_ROWS = 10  # the permutation explainer costs hundreds of model rows per row
 
 
 class ExplainRequest(BaseModel):
@@ -46,6 +47,9 @@ def _explain(explainer: VersionExplainer, rows: list[dict[str, Any]]) -> list[di
         raise _unexplainable(explainer, str(exc)) from None
     except Exception as exc:  # shap failed on this model or row: a property of the model
         raise _unexplainable(explainer, f"explaining failed: {exc!r}") from None
+    if not (np.isfinite(batch.values).all() and np.isfinite(batch.output).all()):
+        raise _unexplainable(explainer, "the attributions of these rows are not finite "
+                             "(values far outside the model's range)")
     return [batch.row(i).to_dict() for i in range(len(rows))]
 
 
@@ -79,7 +83,12 @@ async def explain(request: Request, ctx: Context) -> JSONResponse:
         route = ctx.core.router.route(body["model"], version)
         batch = route.model.validator.validate(rows)
         loaded = route.model
-        explainer = EXPLAINERS.get(loaded.entry, loaded.estimator)
+        explainer = await to_thread.run_sync(EXPLAINERS.get, loaded.entry, loaded.estimator)
+        cap = MAX_EXPLAIN_ROWS if explainer.describe()["method"] in ("tree", "linear") \
+            else MAX_AGNOSTIC_ROWS
+        if len(batch.rows) > cap:
+            raise APIError(413, "too_many_rows", f"at most {cap} rows per explanation request "
+                           "with this model's explainer", {"rows": len(batch.rows)})
         explanations = await to_thread.run_sync(_explain, explainer, batch.rows)
     except APIError as error:
         ctx.core.count_error(error, body.get("model") if isinstance(body, dict) else None)
@@ -102,7 +111,8 @@ async def prediction_explanation(prediction_id: str, ctx: Context) -> JSONRespon
     record = found[0]
     entry = _registered(record.model, record.version)
     loaded = _loaded(ctx, entry)
-    explainer = EXPLAINERS.get(entry, loaded.estimator if loaded is not None else None)
+    explainer = await to_thread.run_sync(
+        EXPLAINERS.get, entry, loaded.estimator if loaded is not None else None)
     explanation = (await to_thread.run_sync(_explain, explainer, [record.features]))[0]
     return JSONResponse({
         "id": record.id, "model": record.model, "version": record.version, "arm": record.arm,
