@@ -65,7 +65,7 @@ class VersionAttribution:
 class AttributionStream:
     """Per (model, version): sample, explain, monitor; see the module docstring."""
 
-    def __init__(self, sample_rate: float | None = None, budget_us: float = 20.0,
+    def __init__(self, sample_rate: float | None = None, budget_us: float = 10.0,
                  window: int = 200, check_every: int = 25,
                  expected_run_time: float = 1_000_000.0,
                  explainers: Explainers | None = None) -> None:

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         "(every record for linear models).",
     )
     explain_budget_us: float = Field(
-        20.0, gt=0, description="Unset sample rate: microseconds of explaining per logged "
+        10.0, gt=0, description="Unset sample rate: microseconds of explaining per logged "
         "record the monitor may spend on average.",
     )
     rollout_eval_seconds: float = Field(
