@@ -135,7 +135,8 @@ def substitute(expr: str, values: dict[str, str] | None = None) -> str:
 
 
 def all_queries() -> list[PanelQuery]:
-    """Every PromQL expression of every panel, with template variables substituted.
+    """Every PromQL expression of every panel and annotation, with template variables
+    substituted.
 
     Returns ``(dashboard_title, panel_title, expr)`` tuples (``PanelQuery``; its ``.key``
     is True for the key panels: traffic, latency, drift score, drift state, performance).
@@ -145,6 +146,11 @@ def all_queries() -> list[PanelQuery]:
     queries: list[PanelQuery] = []
     for module in DASHBOARDS:
         dashboard = json.loads(render(module.build()))
+        for annotation in dashboard.get("annotations", {}).get("list", []):
+            if annotation.get("expr"):
+                queries.append(PanelQuery(dashboard["title"], "annotation: "
+                                          + annotation["name"], substitute(annotation["expr"]),
+                                          False))
         for panel in iter_panels(dashboard):
             for target in panel.get("targets", []):
                 queries.append(

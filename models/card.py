@@ -73,6 +73,21 @@ class ModelCard(BaseModel):
     warnings: list[str] = Field(
         default_factory=list, description="What registration found worth a second look."
     )
+    reference_size: dict[str, Any] | None = Field(
+        None, description="Rows, distinct rows, duplicate share and effective size of the "
+        "reference (copies of a resampled reference are not counted as draws).",
+    )
+    drift_tolerance: dict[str, Any] = Field(
+        default_factory=dict, description="Changes that raise no drift alarm: "
+        '{"default": {"mean_shift": sd, "spread_ratio": r, "psi": p}, "features": {name: '
+        "{...}}} as registered, and \"effective\": each stream's tolerance widened to the "
+        "reference's standard errors.",
+    )
+    detectable_shift_sd: float | None = Field(
+        None, description="Smallest mean shift (in reference sd) of one feature the drift "
+        "monitor catches within 1,000 records on average at the default false-alarm budget and "
+        "the model's default tolerance.",
+    )
     explainer: ExplainerInfo | None = Field(
         None, description="The explainer chosen at registration and the baseline attribution."
     )

@@ -43,6 +43,15 @@ from models.card import (
 )
 from models.explain import ExplainedBatch, Unexplainable, baseline, build_explainer
 from models.inputs import input_adapter
+from monitoring.calibration import share_rate
+from monitoring.config import MonitorConfig
+from monitoring.monitor import stream_tolerances
+from monitoring.reference import (
+    MIN_EFFECTIVE_SIZE,
+    Tolerance,
+    detectable_shift,
+    reference_size,
+)
 
 CARD_FILE = "card.json"
 ESTIMATOR_FILE = "model.pkl"
@@ -131,13 +140,16 @@ def register_model(
     reference: pd.DataFrame | None = None,
     reference_target: pd.Series | None = None,
     seed: int = 0,
+    drift_tolerance: dict[str, Any] | None = None,
 ) -> RegisteredModel:
     """Register a trained estimator with its card, reference sample and lineage.
 
     ``features``/``target`` are the training data: the schema is inferred from them (patched
     by ``overrides``) and fingerprinted. ``reference`` is the data the reference sample is
     drawn from (a held-out set is best, with its true labels as ``reference_target``); it
-    defaults to the training data.
+    defaults to the training data. ``drift_tolerance`` (``{"default": {...}, "features":
+    {name: {...}}}`` with ``mean_shift``, ``spread_ratio``, ``psi``) sets the changes that
+    raise no drift alarm (see :class:`monitoring.reference.Tolerance` for the defaults).
     """
     if not (hasattr(estimator, "predict") or hasattr(estimator, "predict_one")):
         raise TypeError("the model must have a predict() or predict_one() method")
@@ -182,6 +194,7 @@ def register_model(
         )
         card.warnings.append(message)
         warnings.warn(message, ReferenceTooSmall, stacklevel=2)
+    _describe_reference(card, sample, drift_tolerance)
     ref = sample.reset_index(drop=True)
     ref = pd.concat([ref, predict_frame(estimator, card, ref)], axis=1)
     if source_target is not None:
@@ -234,7 +247,39 @@ calibrated to absorb that come out wide (36 rows: several times those of 2,000).
 
 
 class ReferenceTooSmall(UserWarning):
-    """The reference sample is smaller than :data:`MIN_REFERENCE_ROWS`."""
+    """The reference sample is smaller than :data:`MIN_REFERENCE_ROWS`, or holds fewer
+    distinct rows than :data:`monitoring.reference.MIN_EFFECTIVE_SIZE`."""
+
+
+def _describe_reference(
+    card: ModelCard, sample: pd.DataFrame, tolerance: dict[str, Any] | None
+) -> None:
+    """Effective size, tolerances and the smallest detectable shift on the card; a warning
+    when the reference holds fewer distinct rows than :data:`MIN_EFFECTIVE_SIZE`."""
+    names = card.feature_names
+    size = reference_size(sample, names)
+    card.reference_size = size.as_dict()
+    spec = tolerance or {}
+    tolerances = stream_tolerances(spec, Tolerance(), names, size.effective_size)
+    card.drift_tolerance = {**spec, "effective": {k: v.as_dict() for k, v in tolerances.items()}}
+    config = MonitorConfig()
+    rate = share_rate(config.expected_run_time, 1.0, len(names) + 1.5,
+                      config.false_alarm_safety) * config.chart_weights[0]
+    # a feature at the model's default tolerance (per-feature settings aside)
+    widest = Tolerance.from_mapping(spec.get("default"), Tolerance()).widened(
+        size.effective_size).mean_shift
+    card.detectable_shift_sd = round(
+        detectable_shift(size.effective_size, rate, widest, config.cusum_k), 3)
+    if size.rows >= MIN_REFERENCE_ROWS and size.effective_size < MIN_EFFECTIVE_SIZE:
+        message = (
+            f"the reference holds {size.effective_size} distinct rows of {size.rows} "
+            f"({size.duplicate_share:.0%} copies), fewer than {MIN_EFFECTIVE_SIZE}: drift "
+            f"tolerances widen to {widest:.2f} sd and the smallest shift caught within "
+            f"1,000 records is {card.detectable_shift_sd:.2f} sd; register with more "
+            "distinct held-out rows"
+        )
+        card.warnings.append(message)
+        warnings.warn(message, ReferenceTooSmall, stacklevel=3)
 
 
 def _json_params(parameters: dict[str, Any] | None, estimator: Any) -> dict[str, Any]:

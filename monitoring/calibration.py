@@ -99,10 +99,11 @@ def stream_rates(
 
 
 def quadrature_standardizers(
-    x: np.ndarray, n_mean: int = 10, n_scale: int = 5
+    x: np.ndarray, n_mean: int = 10, n_scale: int = 5, n: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Means and standard deviations a reference of ``len(x)`` rows could have produced, with
-    their probabilities.
+    """Means and standard deviations a reference of ``n`` rows (default ``len(x)``; fewer for
+    a reference whose rows are copies, see :func:`monitoring.reference.reference_size`) could
+    have produced, with their probabilities.
 
     A Gauss-Hermite grid over the sampling distribution of the reference mean (normal, standard
     error ``s / sqrt(n)``) and of its standard deviation (log-normal, with the sample's
@@ -120,7 +121,7 @@ def quadrature_standardizers(
     >>> m.shape, round(float(w.sum()), 12), bool(abs(float(w @ m)) < 0.1)
     ((50,), 1.0, True)
     """
-    n = x.shape[0]
+    n = max(min(int(n), x.shape[0]) if n else x.shape[0], 2)
     mean, sd = float(x.mean()), float(x.std(ddof=1)) or 1.0
     kurt = float(np.mean(((x - mean) / sd) ** 4)) if n > 3 else 3.0
     log_sd = math.sqrt(max(kurt - 1.0, 0.5) / (4.0 * n))

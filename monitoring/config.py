@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitoring.detectors.registry import names
+from monitoring.reference import Tolerance
 
 __all__ = ["MonitorConfig"]
 
@@ -97,6 +98,12 @@ class MonitorConfig:
         Size of the calibration simulation.
     seed
         Seed of every random choice (calibration, KSWIN).
+    tolerance
+        Default :class:`~monitoring.reference.Tolerance` of every stream (a model's card may
+        set its own per model and per feature, ``drift_tolerance``): changes within it (a mean
+        shift of 0.03 sd, a spread ratio of 1.05, a PSI of 0.01) raise no alarm, widened to
+        the reference's own standard errors (``1 / sqrt(n)`` sd at ``n`` distinct rows).
+        Costs on Gaussian streams: see the README ("Drift monitoring").
 
     Examples
     --------
@@ -138,6 +145,7 @@ class MonitorConfig:
     calibration_streams: int = 256
     calibration_steps: int = 1024
     seed: int = 0
+    tolerance: Tolerance = field(default_factory=Tolerance)
 
     def __post_init__(self) -> None:
         checks = [("numeric", "numeric", "", self.numeric_detector),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,11 +17,13 @@ from monitoring.calibration import share_rate, stream_rates
 from monitoring.categorical import CategoryFrequencies, normalize_category
 from monitoring.config import MonitorConfig
 from monitoring.detectors import Alarm, Budget, StreamDetector, detector_class
+from monitoring.effect import RECENT, categorical_effect, numeric_effect
 from monitoring.events import MonitorEvent
 from monitoring.multivariate import MahalanobisScore
 from monitoring.names import LABEL, MULTIVARIATE, PREDICTION, json_value
 from monitoring.performance import PerformanceTracker
 from monitoring.quality import ISSUES, FeatureSpec, Rules
+from monitoring.reference import ReferenceSize, Tolerance, distinct_reference
 from monitoring.state import DriftState
 from monitoring.status import MonitorStatus, StreamStatus
 from monitoring.window_stats import NumericReference, categorical_window_stats
@@ -77,7 +80,7 @@ class ModelMonitor:
     ...                           for i, (a, b) in enumerate(stream)])
     >>> [(e.kind, e.feature, e.record_id) for e in events]
     [('feature_drift', 'b', 'r318'), ('multivariate_drift', '__multivariate__', 'r318'), \
-('prediction_drift', '__prediction__', 'r326')]
+('prediction_drift', '__prediction__', 'r329')]
     >>> restored = ModelMonitor.restore(mon.snapshot())
     >>> restored.status().records_seen
     600
@@ -88,6 +91,11 @@ class ModelMonitor:
     ) -> None:
         config = config or MonitorConfig()
         self.card = dict(card)
+        # a reference's copies are not draws: calibrate on what it really holds
+        reference, self.reference_size = distinct_reference(
+            reference, [f["name"] if isinstance(f, Mapping) else f.name
+                        for f in card["features"]])
+        n_eff = self.reference_size.effective_size
         self.config = config
         rng = np.random.default_rng(config.seed)
         self.task = str(card.get("task", "classification"))
@@ -107,10 +115,14 @@ class ModelMonitor:
              if n in reference.columns else np.full(len(reference), np.nan)
              for n in num_names]
         ) if num_names else np.empty((len(reference), 0))
-        complete = ref_num[:, : len(numeric)]
+        # the joint score covers the features with a scale that is not one spike (a feature
+        # that is mostly one value makes the covariance near singular and the score wild)
+        self._mv_cols = np.array([j for j in range(len(numeric))
+                                  if _spread_out(ref_num[:, j])], dtype=int)
+        complete = ref_num[:, self._mv_cols]
         complete = complete[np.isfinite(complete).all(axis=1)]
-        use_mv = (config.multivariate and len(numeric) >= 2
-                  and complete.shape[0] > len(numeric) + 10)
+        use_mv = (config.multivariate and self._mv_cols.size >= 2
+                  and complete.shape[0] > self._mv_cols.size + 10)
 
         # False-alarm budget: one share per feature (and per classifier prediction), smaller
         # shares for a regressor's prediction and the multivariate score (see MonitorConfig).
@@ -125,9 +137,13 @@ class ModelMonitor:
         self.rate = share_rate(config.expected_run_time, 1.0, sum(weights.values()),
                                config.false_alarm_safety)
         settings = config.detector_settings()
+        self.tolerances = stream_tolerances(
+            card.get("drift_tolerance"), config.tolerance, num_names + cat_names, n_eff)
 
         def budget(name: str, categories: Sequence[Any] = ()) -> Budget:
-            return Budget(self.stream_rates[name], rng, config.seed, settings, categories)
+            extra = {"effective_size": n_eff, "tolerance": self.tolerances.get(name)}
+            return Budget(self.stream_rates[name], rng, config.seed, {**settings, **extra},
+                          categories)
 
         # --- numeric streams: standardised, one detector each ------------------------------
         self.numeric: list[_Stream] = []
@@ -282,6 +298,8 @@ class ModelMonitor:
     def status(self) -> MonitorStatus:
         """Current state: per stream score, threshold, drift state and window statistics;
         performance; data-quality counters; records and labels seen."""
+        tolerances: dict[str, Tolerance] = getattr(self, "tolerances", {})
+        size: ReferenceSize | None = getattr(self, "reference_size", None)
         return MonitorStatus(
             records_seen=self.seen,
             labels_seen=self.performance.labels_seen,
@@ -290,11 +308,12 @@ class ModelMonitor:
             expected_run_time=self.config.expected_run_time,
             false_alarm_rate_per_stream=self.rate,
             streams={s.name: s.status(self.drift[s.name], self.window_stats.get(s.name),
-                                      s.name in self._alarmed)
+                                      s.name in self._alarmed, tolerances.get(s.name))
                      for s in self.streams},
             performance=self.performance.metrics(),
             degraded=self.performance.degraded,
             data_quality={k: dict(v) for k, v in self.quality.items()},
+            reference=size.as_dict() if size else {},
         )
 
     # ----------------------------------------------------------------------------------------
@@ -325,14 +344,18 @@ class ModelMonitor:
         def emit(row: int, ev: MonitorEvent) -> None:
             events.append((row, len(events), ev))
 
-        def alarms(stream: _Stream, found: list[Alarm], kind: str) -> None:
+        def alarms(stream: _Stream, found: list[Alarm], kind: str,
+                   effect: Callable[[int], dict[str, Any]] | None = None) -> None:
             if found:
                 self._alarmed.add(stream.name)
             for a in found:
                 if self.drift[stream.name].alarm(base + a.row):
+                    details: dict[str, Any] = {"record_index": base + a.row}
+                    if effect is not None:  # what moved and by how much, with an interval
+                        details["effect"] = effect(a.row)
                     emit(a.row, MonitorEvent(
                         kind, stream.name, a.chart, float(a.statistic), float(a.threshold),
-                        ids[a.row], tss[a.row], {"record_index": base + a.row}))
+                        ids[a.row], tss[a.row], details))
 
         x = self._numeric_matrix(feats)
         # data quality (numeric, vectorised)
@@ -366,11 +389,12 @@ class ModelMonitor:
         for cols, group in self._numeric_groups:
             for j, alarm in group.update(z[:, cols] if len(cols) < z.shape[1] else z):
                 stream = self.numeric[cols[j]]
-                alarms(stream, [alarm], _drift_kind(stream.name))
+                alarms(stream, [alarm], _drift_kind(stream.name),
+                       partial(self._numeric_effect, cols[j], z, "var" in alarm.chart))
         if self.multivariate is not None:
             # clipped values: one wild value is a quality issue, not drift
-            q = len(self._num_specs)
-            xm = self.mu[:q] + self.sd[:q] * z[:, :q]
+            q = getattr(self, "_mv_cols", np.arange(len(self._num_specs)))
+            xm = self.mu[q] + self.sd[q] * z[:, q]
             alarms(self.multivariate, self.multivariate.detector.update_many(xm),
                    "multivariate_drift")
         codes = np.full((n, len(self.categorical)), -1, dtype=np.int64)
@@ -395,7 +419,8 @@ class ModelMonitor:
                 values.append(v)  # a missing value is not a category: the detector skips it
                 if not missing:
                     codes[i, j] = code(v)
-            alarms(stream, stream.detector.update_many(values), _drift_kind(name))
+            alarms(stream, stream.detector.update_many(values), _drift_kind(name),
+                   partial(self._categorical_effect, j, codes))
         # rings for window statistics
         self._ring_write(xs, codes)
         self.seen += n
@@ -403,6 +428,27 @@ class ModelMonitor:
         self._last_ts = tss[-1]
         events.sort(key=lambda t: (t[0], t[1]))
         return [e for _, _, e in events]
+
+    def _recent(self, ring: np.ndarray, batch: np.ndarray, row: int) -> np.ndarray:
+        """The last :data:`~monitoring.effect.RECENT` values of a stream up to ``row`` of the
+        current batch (older ones from the ring of earlier batches)."""
+        part = batch[max(0, row + 1 - RECENT) : row + 1]
+        need = min(RECENT - part.shape[0], self._ring_n)
+        if need <= 0:
+            return part
+        idx = (self._ring_pos - need + np.arange(need)) % ring.shape[0]
+        return np.concatenate([ring[idx], part])
+
+    def _numeric_effect(self, j: int, z: np.ndarray, spread: bool, row: int) -> dict[str, Any]:
+        ring = (self._ring_num[:, j] - self.mu[j]) / self.sd[j]
+        c = self.config.clip_z
+        return numeric_effect(np.clip(self._recent(ring, z[:, j], row), -c, c), spread)
+
+    def _categorical_effect(self, j: int, codes: np.ndarray, row: int) -> dict[str, Any]:
+        probs = self._frequencies[j].probs
+        recent = self._recent(self._ring_cat[:, j], codes[:, j], row)
+        window = getattr(self.categorical[j].detector, "window", RECENT)
+        return categorical_effect(recent[-window:], probs / probs.sum())
 
     def _ring_write(self, xs: np.ndarray, codes: np.ndarray) -> None:
         w = self._ring_num.shape[0]
@@ -422,7 +468,8 @@ class ModelMonitor:
         for j, stream in enumerate(self.numeric):
             self.window_stats[stream.name] = self._num_refs[j].compare(self._ring_num[:m, j])
         if self.multivariate is not None:
-            rows = self._ring_num[:m, : self._mv_score.p]
+            q = getattr(self, "_mv_cols", np.arange(self._mv_score.p))
+            rows = self._ring_num[:m, q]
             self.window_stats[MULTIVARIATE] = self._mv_ref.compare(self._mv_score.transform(rows))
         for j, stream in enumerate(self.categorical):
             c = self._ring_cat[:m, j]
@@ -440,6 +487,35 @@ class ModelMonitor:
         return out
 
 
+def stream_tolerances(
+    spec: Mapping[str, Any] | None, default: Tolerance, names: Sequence[str], n_eff: int
+) -> dict[str, Tolerance]:
+    """Each stream's tolerance: the card's ``drift_tolerance`` (``{"default": {...},
+    "features": {name: {...}}}``, any of ``mean_shift``, ``spread_ratio``, ``psi``) over the
+    configuration's default, widened to the reference's standard errors at ``n_eff`` rows.
+
+    Examples
+    --------
+    >>> t = stream_tolerances({"features": {"a": {"mean_shift": 0.2}}}, Tolerance(), ["a", "b"],
+    ...                       2000)
+    >>> t["a"].mean_shift, t["b"].mean_shift
+    (0.2, 0.03)
+    """
+    spec = spec or {}
+    base = Tolerance.from_mapping(spec.get("default"), default)
+    per = spec.get("features") or {}
+    return {n: Tolerance.from_mapping(per.get(n), base).widened(n_eff) for n in names}
+
+
+def _spread_out(x: np.ndarray) -> bool:
+    """A reference column with a scale whose most common value holds under half the rows."""
+    x = x[np.isfinite(x)]
+    if x.size < 2 or not x.std() > 0:
+        return False
+    _, counts = np.unique(x, return_counts=True)
+    return bool(counts.max() < 0.5 * x.size)
+
+
 def _drift_kind(name: str) -> str:
     return "prediction_drift" if name == PREDICTION else "feature_drift"
 
@@ -454,11 +530,14 @@ class _Stream:
     detector: StreamDetector
 
     def status(self, drift: DriftState, window: dict[str, float] | None,
-               alarmed: bool) -> StreamStatus:
+               alarmed: bool, tolerance: Tolerance | None = None) -> StreamStatus:
         det = self.detector
+        details = det.details()
+        if tolerance is not None:
+            details = {**details, "tolerance": tolerance.as_dict()}
         return StreamStatus(self.name, self.kind, self.method, float(det.score),
                             float(det.statistic), float(det.threshold), replace(drift),
-                            window, det.details(), alarmed)
+                            window, details, alarmed)
 
 
 def _jsonable(v: Any) -> Any:

@@ -19,8 +19,8 @@ from scipy import stats
 from monitoring.names import json_value
 
 __all__ = [
-    "GateResult", "MixtureSPRT", "answers_test", "g_test", "ks_test", "latency_gate",
-    "look_alpha", "p99", "share_deficit",
+    "GateResult", "MixtureSPRT", "agreement_test", "answers_test", "drift_gate", "g_test",
+    "ks_test", "latency_gate", "look_alpha", "p99", "share_deficit",
 ]
 
 
@@ -117,6 +117,57 @@ def answers_test(
                                [float(v) for v in default])  # type: ignore[arg-type]
         detail = f"KS over {len(canary)} canary and {len(default)} default values"
     return GateResult("answers", p >= level, statistic, p, level, detail)
+
+
+def agreement_test(
+    pairs: Sequence[tuple[object, object | None]], classification: bool,
+    max_disagreement: float, level: float, tolerance: float = 0.0,
+) -> GateResult:
+    """Row-by-row agreement of a shadow with the default on the same inputs.
+
+    ``pairs`` holds (default answer, shadow answer or None when the shadow failed on that
+    row). A row disagrees when the shadow failed, or answered another class (classifiers),
+    or a value further than ``tolerance`` from the default's (regressors). The gate fails
+    when a one-sided binomial test says the disagreement rate is above
+    ``max_disagreement`` (p < ``level``).
+
+    >>> agreement_test([("a", "a")] * 95 + [("a", "b")] * 5, True, 0.1, 0.01).passed
+    True
+    >>> agreement_test([("a", "b")] * 40 + [("a", "a")] * 60, True, 0.1, 0.01).passed
+    False
+    >>> agreement_test([(1.0, 1.05)] * 50 + [(1.0, None)] * 50, False, 0.1, 0.01, 0.1).passed
+    False
+    """
+    def disagrees(default: object, shadow: object | None) -> bool:
+        if shadow is None:
+            return True
+        if classification:
+            return str(default) != str(shadow)
+        gap = abs(float(default) - float(shadow))  # type: ignore[arg-type]
+        return not gap <= tolerance  # NaN disagrees
+
+    n = len(pairs)
+    bad = sum(disagrees(d, s) for d, s in pairs)
+    failed = sum(s is None for _, s in pairs)
+    p = (float(stats.binomtest(bad, n, max_disagreement, alternative="greater").pvalue)
+         if n else 1.0)
+    what = "class" if classification else f"value (tolerance {tolerance:.4g})"
+    return GateResult("agreement", p >= level, bad / n if n else None, p, level,
+                      f"{bad} of {n} rows disagree with the default on the {what}, "
+                      f"{failed} shadow failures; limit {max_disagreement:g}")
+
+
+def drift_gate(drifted: Sequence[str]) -> GateResult:
+    """Fails while any of the canary version's own monitored streams is drift-active
+    (its inputs or answers already look drifted against its own reference).
+
+    >>> drift_gate([]).passed, drift_gate(["age", "__prediction__"]).detail
+    (True, 'drift active on age, __prediction__')
+    """
+    if not drifted:
+        return GateResult("drift", True, 0.0, None, None, "no drift active on the version")
+    return GateResult("drift", False, float(len(drifted)), None, None,
+                      "drift active on " + ", ".join(drifted))
 
 
 def share_deficit(canary: int, total: int, weight: float) -> float:

@@ -86,6 +86,7 @@ class MonitorStatus:
     performance: dict[str, float | None]
     degraded: bool
     data_quality: dict[str, dict[str, int]]
+    reference: dict[str, Any] = field(default_factory=dict)
 
     @property
     def features(self) -> dict[str, StreamStatus]:
@@ -121,5 +122,6 @@ class MonitorStatus:
             "performance": {**{k: json_value(v) for k, v in self.performance.items()},
                             "degraded": self.degraded},
             "data_quality": {k: dict(v) for k, v in self.data_quality.items()},
+            "reference": dict(self.reference),
             "drift_active": self.drift_active,
         }

@@ -14,6 +14,7 @@
     driftgate routing history churn
     driftgate routing show churn
     driftgate rollout start churn --version V [--steps 5,25,50,100] [--step-seconds 600]
+                                   [--min-requests 500] [--shadow-first]
     driftgate rollout status churn [--id R] [--json]
     driftgate rollout abort churn [--reason WHY]
     driftgate log export --model churn --since 2026-11-01 --with-labels -o out.parquet
@@ -282,8 +283,10 @@ def _describe_rollout(row: Any) -> str:
     weights = ",".join(f"{w * 100:g}" for w in doc["steps"])
     gates = "; ".join(f"{g['gate']} {'pass' if g['passed'] else 'FAIL'} ({g['detail']})"
                       for g in doc.get("gates") or []) or "no gate evaluated yet"
-    return (f"{row.id} {row.model}: {doc['baseline']} -> {doc['version']} {row.status}, "
-            f"step {doc['step'] + 1}/{len(doc['steps'])} of {weights} %\n  gates: {gates}"
+    return (f"{row.id} {row.model}: {doc['baseline']} -> {doc['version']} {row.status}"
+            + (f", shadow step (then {weights} %)" if doc.get("phase") == "shadow" else
+               f", step {doc['step'] + 1}/{len(doc['steps'])} of {weights} %")
+            + f"\n  gates: {gates}"
             + (f"\n  decision: {doc['decision']}" if doc.get("decision") else ""))
 
 
@@ -291,7 +294,8 @@ def cmd_rollout_start(args: argparse.Namespace) -> int:
     from service.rollout import RolloutPlan
 
     plan = RolloutPlan(args.version, _steps(args.steps), args.step_seconds, args.min_requests,
-                       reason=args.reason)
+                       reason=args.reason, shadow_first=args.shadow_first,
+                       max_disagreement=args.max_disagreement)
     admin = _admin()
     row = _rollouts().start(args.name, plan, admin.actor)
     print(_describe_rollout(row))
@@ -481,6 +485,10 @@ def _rollout_commands(groups: Any) -> None:
                        help="canary weights in percent; 100 (or the end) promotes")
     start.add_argument("--step-seconds", type=float, default=600.0)
     start.add_argument("--min-requests", type=int, default=500)
+    start.add_argument("--shadow-first", action="store_true",
+                       help="begin with a shadow step gated on row-by-row agreement")
+    start.add_argument("--max-disagreement", type=float, default=0.1,
+                       help="shadow step: largest share of rows that may disagree")
     start.add_argument("--reason", help="why (kept in the routing history)")
     start.set_defaults(func=cmd_rollout_start)
     status = rollout.add_parser("status", help="the latest rollout of a model (or --id)")

@@ -8,6 +8,7 @@ Labels stay bounded: model names are the served ones, never a client-supplied st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -82,6 +83,7 @@ class MonitorMetrics:
     drift_score: Gauge
     drift_active: Gauge
     drift_events: Counter
+    drift_effect: Gauge
     performance: Gauge
     lag_records: Gauge
     lag_seconds: Gauge
@@ -115,6 +117,13 @@ def _monitor_metrics(registry: CollectorRegistry) -> MonitorMetrics:
         drift_events=Counter(
             "driftgate_drift_events_total", "Drift, performance and resolution events.",
             ["model", "feature", "kind"], registry=registry,
+        ),
+        drift_effect=Gauge(
+            "driftgate_drift_effect",
+            "Estimated effect at a stream's last drift alarm: measure mean_shift (reference sd), "
+            "spread_ratio or psi; bound estimate, low or high (95% interval).",
+            ["model", "feature", "measure", "bound"], multiprocess_mode="mostrecent",
+            registry=registry,
         ),
         performance=Gauge(
             "driftgate_model_performance", "Rolling quality from feedback labels.",
@@ -157,6 +166,28 @@ def _monitor_metrics(registry: CollectorRegistry) -> MonitorMetrics:
     )
 
 
+#: Measures of ``driftgate_drift_effect`` (the keys of a drift event's ``effect``).
+EFFECT_MEASURES = ("mean_shift", "spread_ratio", "psi")
+
+
+def export_effect(
+    metrics: MonitorMetrics, model: str, feature: str, effect: dict[str, Any]
+) -> None:
+    """Set ``driftgate_drift_effect`` from a drift event's ``effect`` (estimate and interval).
+
+    >>> m = _monitor_metrics(CollectorRegistry())
+    >>> export_effect(m, "iris", "petal_length", {"psi": 0.3, "psi_ci": [0.2, 0.4], "n": 300})
+    >>> m.drift_effect.labels("iris", "petal_length", "psi", "high")._value.get()
+    0.4
+    """
+    for measure in EFFECT_MEASURES:
+        if measure not in effect:
+            continue
+        low, high = effect.get(f"{measure}_ci", (effect[measure], effect[measure]))
+        for bound, value in (("estimate", effect[measure]), ("low", low), ("high", high)):
+            metrics.drift_effect.labels(model, feature, measure, bound).set(float(value))
+
+
 def exposed_names() -> set[str]:
     """Every series name driftgate's own metrics expose, for checking rules and dashboards.
 
@@ -166,6 +197,7 @@ def exposed_names() -> set[str]:
     registry = CollectorRegistry()
     _gateway_metrics(registry)
     _monitor_metrics(registry)
+    _rollout_metrics(registry)
     names: set[str] = set()
     for family in registry.collect():
         if family.type == "counter":
@@ -268,22 +300,31 @@ def routing_metrics(registry: CollectorRegistry = REGISTRY) -> RoutingMetrics:
 class RolloutMetrics:
     weight: Gauge
     gate: Gauge
+    decisions: Counter
 
 
 def rollout_metrics(registry: CollectorRegistry = REGISTRY) -> RolloutMetrics:
     """The rollout gauges of the monitor (created once per registry and process):
-    the canary weight a rollout routes (0 once it ended) and each gate's last verdict
-    (1 passed, 0 failed)."""
+    the canary weight a rollout routes (0 once it ended), each gate's last verdict
+    (1 passed, 0 failed) and the rollouts ended per decision."""
     key = (id(registry), "rollout")
     if key not in _created:
-        _created[key] = RolloutMetrics(
-            weight=Gauge(
-                "driftgate_rollout_weight", "Canary weight a rollout routes (0: ended).",
-                ["model", "version"], multiprocess_mode="mostrecent", registry=registry,
-            ),
-            gate=Gauge(
-                "driftgate_rollout_gate", "Last verdict of a rollout gate (1 pass, 0 fail).",
-                ["model", "version", "gate"], multiprocess_mode="mostrecent", registry=registry,
-            ),
-        )
+        _created[key] = _rollout_metrics(registry)
     return _created[key]  # type: ignore[return-value]
+
+
+def _rollout_metrics(registry: CollectorRegistry) -> RolloutMetrics:
+    return RolloutMetrics(
+        weight=Gauge(
+            "driftgate_rollout_weight", "Canary weight a rollout routes (0: ended).",
+            ["model", "version"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        gate=Gauge(
+            "driftgate_rollout_gate", "Last verdict of a rollout gate (1 pass, 0 fail).",
+            ["model", "version", "gate"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        decisions=Counter(
+            "driftgate_rollout_decisions", "Rollouts ended, by decision (promoted, "
+            "rolled_back, aborted).", ["model", "version", "decision"], registry=registry,
+        ),
+    )

@@ -25,7 +25,7 @@ from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
 from monitoring.names import MODEL_STREAM, json_value
 from monitoring.state import SnapshotVersionError
 from service.attribution_stream import KV_ATTRIBUTION, AttributionStream
-from service.metrics import MonitorMetrics
+from service.metrics import MonitorMetrics, export_effect
 from service.store.base import KeyValueStore, LogStore, MonitorStateStore
 from service.store.records import PredictionRecord
 
@@ -166,6 +166,13 @@ class MonitorRunner:
                 self.unusable.add(key)
         return self.monitors.get(key)
 
+    def drifted(self, model: str, version: str) -> list[str]:
+        """The drift-active streams of a version's monitor (none if it has no monitor yet)."""
+        monitor = self.monitors.get((model, version))
+        if monitor is None:
+            return []
+        return [name for name, state in list(monitor.drift.items()) if state.active]
+
     def step(self) -> StepResult:
         """Process the next batch of records and labels; returns what was done."""
         with self.tracer.start_as_current_span("driftgate.monitor.batch") as span:
@@ -254,6 +261,9 @@ class MonitorRunner:
             if self.metrics is not None:
                 feature = event.event.feature or MODEL_STREAM
                 self.metrics.drift_events.labels(event.model, feature, event.kind).inc()
+                effect = event.event.details.get("effect") if event.event.details else None
+                if effect:
+                    export_effect(self.metrics, event.model, feature, effect)
             if event.kind in RETRAIN_KINDS:
                 by_model[(event.model, event.version)].append(event)
         if self.retrain is None:

@@ -72,7 +72,8 @@ class Monitor:
             attribution=attribution_stream(settings),
         )
         self.rollouts = Rollouts(self.store, metrics=rollout_metrics(),
-                                 webhooks=lambda: settings.serving().webhooks)
+                                 webhooks=lambda: settings.serving().webhooks,
+                                 drifted=self.runner.drifted)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 

@@ -41,7 +41,7 @@ class Retraining:
         self, model: str, version: str, trigger: str, events: list[ModelEvent],
         reference_fingerprint: str | None,
     ) -> list[str]:
-        evidence = drift_evidence(e.to_row() for e in events)
+        evidence = drift_evidence(e.event for e in events)
         return self.requests.request(
             model, version, trigger, evidence, reference_fingerprint, time.time()
         )

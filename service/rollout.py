@@ -8,12 +8,23 @@ rollout over the window since its current step began (the canary arm and the def
 over the same time window, read from the prediction log):
 
 * ``share``: the canary arm's share of logged answers is not below its routed weight
-  (a request routed to the canary that failed is never logged; one-sided binomial test);
+  (a request routed to the canary that failed is never logged, so this is the error-ratio
+  gate: it fails when the canary fails more than ``error_margin`` more of its requests than
+  the default does; one-sided binomial test);
 * ``answers``: its predictions follow the default's (G test on classes, KS on values);
 * ``latency``: its p99 is at most ``latency_ratio`` x the default's + ``latency_slack_ms``
   (checked once the step has ``min_requests``);
 * ``performance``: once labels exist, its loss (1 - accuracy, absolute error) is not worse
-  than the default's, by a mixture SPRT's always-valid p-value.
+  than the default's, by a mixture SPRT's always-valid p-value;
+* ``drift``: none of the version's own monitored streams is drift-active (its inputs or
+  answers already look drifted against its own reference: it is not promoted silently).
+
+With ``shadow_first`` the rollout begins with a shadow step: the version answers a copy of
+the default's requests (answers logged, never returned) and is gated on ``agreement`` (row
+by row with the default on the same inputs: the share of rows where it fails or answers
+another class, or a value further than ``agreement_tolerance`` standard deviations of the
+default's answers, is not above ``max_disagreement``), ``answers``, ``latency`` and
+``drift``; then the canary steps follow.
 
 The statistical gates look many times; look ``k`` of a step is tested at
 :func:`~monitoring.rollout_stats.look_alpha` ``(alpha / steps, k)``, so a good canary is
@@ -29,15 +40,20 @@ import logging
 import math
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from models.registry import get_model
 from monitoring.rollout_stats import (
     GateResult,
     MixtureSPRT,
+    agreement_test,
     answers_test,
+    drift_gate,
     latency_gate,
     look_alpha,
     share_deficit,
@@ -45,10 +61,10 @@ from monitoring.rollout_stats import (
 from service.config import WebhookEndpoint
 from service.errors import APIError, invalid
 from service.metrics import RolloutMetrics
-from service.routing import CANARY, DEFAULT
+from service.routing import CANARY, DEFAULT, SHADOW
 from service.routing_state import RoutingAdmin, resolve
 from service.store.base import Store
-from service.store.entities import RolloutConflict, RolloutRow
+from service.store.entities import RolloutConflict, RolloutRow, WindowRow
 from service.store.rollouts import RUNNING
 from service.webhooks.outbox import endpoints_for
 from service.webhooks.payload import iso
@@ -60,7 +76,8 @@ STEP_EVENT, PROMOTED_EVENT, ROLLED_BACK_EVENT = (
     "rollout_step", "rollout_promoted", "rollout_rolled_back"
 )
 FINISHED_TYPE = "driftgate.rollout_finished"
-GATES = ("share", "answers", "latency", "performance")
+GATES = ("share", "answers", "latency", "performance", "drift", "agreement")
+SHADOW_PHASE, CANARY_PHASE = "shadow", "canary"
 START_GRACE_SECONDS = 60.0  # a rollout whose start() died this long ago is given up
 MIN_LOOK_REQUESTS = 20  # statistical gates look once the canary arm has this many answers
 KV_PROMOTIONS = "lineage:promotions:{model}:{version}"
@@ -79,6 +96,10 @@ class RolloutPlan:
     latency_ratio: float = 1.5
     latency_slack_ms: float = 5.0
     reason: str | None = None
+    shadow_first: bool = False
+    max_disagreement: float = 0.1
+    error_margin: float = 0.01  # share gate: extra failed share tolerated on the canary
+    agreement_tolerance: float = 0.25  # regressors: in standard deviations of the answers
 
 
 def canary_steps(steps: Sequence[float]) -> list[float]:
@@ -101,19 +122,24 @@ class Rollouts:
         metrics: RolloutMetrics | None = None,
         webhooks: Callable[[], Sequence[WebhookEndpoint]] = list,
         clock: Callable[[], float] = time.time,
+        drifted: Callable[[str, str], list[str]] = lambda model, version: [],
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.webhooks = webhooks
         self.clock = clock
+        self.drifted = drifted  # (model, version) -> its drift-active streams (the monitor's)
 
     # -- commands --------------------------------------------------------------------------
     def start(self, model: str, plan: RolloutPlan, actor: str) -> RolloutRow:
         """Store a rollout and route its first weight (4xx: unknown version, one running)."""
         weights = canary_steps(plan.steps)
-        if plan.step_seconds < 0 or plan.min_requests < 1 or not 0 < plan.alpha < 1:
+        if (plan.step_seconds < 0 or plan.min_requests < 1 or not 0 < plan.alpha < 1
+                or not 0 <= plan.max_disagreement < 1 or plan.agreement_tolerance < 0
+                or not 0 <= plan.error_margin < 1):
             raise invalid("invalid_rollout", "step_seconds >= 0, min_requests >= 1, "
-                          "alpha within (0, 1)")
+                          "alpha within (0, 1), max_disagreement and error_margin within "
+                          "[0, 1), agreement_tolerance >= 0")
         check = RoutingAdmin(self.store, actor)
         versions = check.versions(model)
         spec, _ = check.current(model)
@@ -134,23 +160,32 @@ class Rollouts:
             "actor": actor, "reason": plan.reason, "created_at": now, "step": 0,
             "step_started_at": now, "looks": 0, "performance_p": 1.0, "gates": [],
             "decision": None, "finished_at": None, "routed": False,
+            "phase": SHADOW_PHASE if plan.shadow_first else CANARY_PHASE,
+            "max_disagreement": plan.max_disagreement,
+            "agreement_tolerance": plan.agreement_tolerance,
+            "error_margin": plan.error_margin,
         }  # fmt: skip
         try:
             row = self.store.rollout_create(rollout_id, model, doc)
         except RolloutConflict as conflict:
             raise APIError(409, "rollout_running", str(conflict),
                            {"model": model, "rollout": conflict.running}) from None
+        shadow_first = doc["phase"] == SHADOW_PHASE
         try:
-            self._admin(doc).canary(model, version, weights[0], self._why(doc, "start"))
+            if shadow_first:
+                self._admin(doc).shadow(model, version, self._why(doc, "start: shadow step"))
+            else:
+                self._admin(doc).canary(model, version, weights[0], self._why(doc, "start"))
         except APIError as error:
-            doc.update(decision=f"could not route the canary: {error.message}",
+            doc.update(decision=f"could not route the {doc['phase']}: {error.message}",
                        finished_at=self.clock())
             self.store.rollout_update(rollout_id, ABORTED, doc)
             raise
         doc["routed"] = True  # from now on the monitor evaluates it
         self.store.rollout_update(rollout_id, RUNNING, doc)
-        self._event(doc, STEP_EVENT, {"weight": weights[0], "started": True})
-        self._set_weight(doc, weights[0])
+        first = 0.0 if shadow_first else weights[0]
+        self._event(doc, STEP_EVENT, {"weight": first, "phase": doc["phase"], "started": True})
+        self._set_weight(doc, first)
         return row
 
     def abort(self, model: str, rollout_id: str, actor: str, reason: str | None) -> RolloutRow:
@@ -196,24 +231,31 @@ class Rollouts:
             if self.store.rollout_update(row.id, ABORTED, doc):
                 self._end_canary(doc, doc["decision"])
             return doc
-        if not self._routes_canary(doc):  # someone changed the routing by hand: stand aside
-            doc.update(decision="aborted: the routing no longer sends the rollout's canary "
-                       "weight to its version (changed outside the rollout)", finished_at=now)
+        if not self._routes_rollout(doc):  # someone changed the routing by hand: stand aside
+            doc.update(decision=f"aborted: the routing no longer sends the rollout's "
+                       f"{self._phase(doc)} to its version (changed outside the rollout)",
+                       finished_at=now)
             if self.store.rollout_update(row.id, ABORTED, doc):
                 self._set_weight(doc, 0.0)
                 self._finish(doc, ROLLED_BACK_EVENT, ABORTED)
             return doc
         since = float(doc["step_started_at"])
+        shadow = self._phase(doc) == SHADOW_PHASE
+        arm = SHADOW if shadow else CANARY
         rows = self.store.rollout_window(doc["model"], since,
-                                         {CANARY: doc["version"], DEFAULT: doc["baseline"]})
-        canary = ArmWindow.of(rows, CANARY)
+                                         {arm: doc["version"], DEFAULT: doc["baseline"]})
+        canary = ArmWindow.of(rows, arm)
         default = ArmWindow.of(rows, DEFAULT)
-        weight = doc["steps"][doc["step"]]
         gates: list[GateResult] = []
-        if len(canary) >= MIN_LOOK_REQUESTS:
+        copied = len(default) if shadow else len(canary)  # the shadow copies every default
+        if copied >= MIN_LOOK_REQUESTS:
             doc["looks"] += 1
-            level = look_alpha(doc["alpha"] / len(doc["steps"]), doc["looks"])
-            gates += self._gates(doc, canary, default, weight, level)
+            level = look_alpha(doc["alpha"] / self._stages(doc), doc["looks"])
+            if shadow:
+                gates += self._shadow_gates(doc, rows, canary, default, level)
+            else:
+                gates += self._gates(doc, canary, default, doc["steps"][doc["step"]], level)
+            gates.append(drift_gate(self.drifted(doc["model"], doc["version"])))
         enough = len(canary) >= doc["min_requests"]
         if enough:
             gates.append(latency_gate(canary.latencies, default.latencies,
@@ -235,10 +277,12 @@ class Rollouts:
         level: float,
     ) -> list[GateResult]:
         total = len(canary) + len(default)
-        p = share_deficit(len(canary), total, weight)
+        margin = float(doc.get("error_margin", 0.0))
+        expected = weight * (1 - margin) / (weight * (1 - margin) + 1 - weight)
+        p = share_deficit(len(canary), total, expected)
         share = GateResult("share", p >= level, len(canary) / max(total, 1), p, level,
                            f"{len(canary)} of {total} logged answers on the canary arm, "
-                           f"routed weight {weight:g}")
+                           f"routed weight {weight:g} (error margin {margin:g})")
         classification = _is_classifier(doc["model"], doc["version"])
         answers = answers_test(canary.predictions, default.predictions, classification, level)
         gates = [share, answers]
@@ -246,6 +290,20 @@ class Rollouts:
         if len(losses_c) >= 2 and len(losses_d) >= 2:
             gates.append(self._performance(doc, losses_c, losses_d, classification))
         return gates
+
+    def _shadow_gates(
+        self, doc: dict[str, Any], rows: list[WindowRow], shadow: ArmWindow,
+        default: ArmWindow, level: float,
+    ) -> list[GateResult]:
+        classification = _is_classifier(doc["model"], doc["version"])
+        tolerance = 0.0
+        if not classification and len(default) >= 2:
+            spread = float(np.std([float(v) for v in default.predictions]))
+            tolerance = doc["agreement_tolerance"] * spread
+        agreement = agreement_test(shadow_pairs(rows), classification,
+                                   doc["max_disagreement"], level, tolerance)
+        answers = answers_test(shadow.predictions, default.predictions, classification, level)
+        return [agreement, answers]
 
     def _performance(
         self, doc: dict[str, Any], losses_c: list[float], losses_d: list[float],
@@ -256,7 +314,7 @@ class Rollouts:
         test = MixtureSPRT(tau2)
         test.update(losses_c, losses_d)
         doc["performance_p"] = min(float(doc.get("performance_p", 1.0)), test.p_value)
-        level = doc["alpha"] / len(doc["steps"])
+        level = doc["alpha"] / self._stages(doc)
         mean_c, mean_d = test.mean_losses
         metric = "error rate" if classification else "MAE"
         return GateResult("performance", doc["performance_p"] >= level, mean_c,
@@ -267,6 +325,19 @@ class Rollouts:
     # -- decisions -------------------------------------------------------------------------
     def _advance(self, row: RolloutRow, doc: dict[str, Any]) -> dict[str, Any]:
         evidence = {"gates": doc["gates"], "window": doc["window"]}
+        if self._phase(doc) == SHADOW_PHASE:  # the shadow step passed: the canary steps
+            weight = doc["steps"][0]
+            self._admin(doc).shadow_to_canary(
+                doc["model"], doc["version"], weight,
+                self._why(doc, f"shadow step passed: canary weight {weight:g}"))
+            doc.update(phase=CANARY_PHASE, step=0, step_started_at=self.clock(), looks=0,
+                       performance_p=1.0)
+            if not self.store.rollout_update(row.id, RUNNING, doc):
+                self._end_canary(doc, "rollout ended while stepping")
+                return doc
+            self._event(doc, STEP_EVENT, {"weight": weight, "phase": CANARY_PHASE, **evidence})
+            self._set_weight(doc, weight)
+            return doc
         nxt = doc["step"] + 1
         if nxt < len(doc["steps"]):
             weight = doc["steps"][nxt]
@@ -276,7 +347,7 @@ class Rollouts:
             if not self.store.rollout_update(row.id, RUNNING, doc):
                 self._end_canary(doc, "rollout ended while stepping")
                 return doc
-            self._event(doc, STEP_EVENT, {"weight": weight, **evidence})
+            self._event(doc, STEP_EVENT, {"weight": weight, "phase": CANARY_PHASE, **evidence})
             self._set_weight(doc, weight)
             return doc
         reason = self._why(doc, "every step passed: promoted")
@@ -302,10 +373,14 @@ class Rollouts:
             self._finish(doc, ROLLED_BACK_EVENT, ROLLED_BACK)
         return doc
 
-    def _routes_canary(self, doc: dict[str, Any]) -> bool:
+    def _routes_rollout(self, doc: dict[str, Any]) -> bool:
         admin = self._admin(doc)
         spec, _ = admin.current(doc["model"])
         versions = admin.versions(doc["model"])
+        if self._phase(doc) == SHADOW_PHASE:
+            return (spec.shadow is not None
+                    and resolve(spec, spec.shadow, versions) == doc["version"]
+                    and resolve(spec, spec.default, versions) == doc["baseline"])
         return (spec.canary is not None
                 and resolve(spec, spec.canary.version, versions) == doc["version"]
                 and math.isclose(spec.canary.weight, doc["steps"][doc["step"]])
@@ -314,13 +389,18 @@ class Rollouts:
     def _end_canary(self, doc: dict[str, Any], why: str) -> None:
         admin = self._admin(doc)
         spec, _ = admin.current(doc["model"])
+        versions = admin.versions(doc["model"])
         if spec.canary is not None and resolve(
-            spec, spec.canary.version, admin.versions(doc["model"])
+            spec, spec.canary.version, versions
         ) == doc["version"]:
             admin.canary(doc["model"], None, 0.0, self._why(doc, why))
+        if spec.shadow is not None and resolve(spec, spec.shadow, versions) == doc["version"]:
+            admin.shadow(doc["model"], None, self._why(doc, why))
         self._set_weight(doc, 0.0)
 
     def _finish(self, doc: dict[str, Any], kind: str, status: str) -> None:
+        if self.metrics is not None:
+            self.metrics.decisions.labels(doc["model"], doc["version"], status).inc()
         self._event(doc, kind, {"decision": doc["decision"], "gates": doc["gates"],
                                 "window": doc.get("window")})
         payload = {
@@ -336,6 +416,15 @@ class Rollouts:
             self.store.outbox_enqueue(payload["event_id"], endpoint.url, payload, doc["model"])
 
     # -- records ---------------------------------------------------------------------------
+    @staticmethod
+    def _phase(doc: dict[str, Any]) -> str:
+        return str(doc.get("phase", CANARY_PHASE))  # rollouts stored before shadow-first
+
+    @staticmethod
+    def _stages(doc: dict[str, Any]) -> int:
+        """Stages sharing the rollout's significance level: the steps (+ the shadow step)."""
+        return len(doc["steps"]) + int(bool(doc.get("shadow_first")))
+
     def _admin(self, doc: dict[str, Any]) -> RoutingAdmin:
         return RoutingAdmin(self.store, f"rollout:{doc['id']}")
 
@@ -344,10 +433,11 @@ class Rollouts:
         return f"rollout {doc['id']} of {doc['version']}: {what}"
 
     def _event(self, doc: dict[str, Any], kind: str, details: dict[str, Any]) -> None:
+        stage = "shadow" if self._phase(doc) == SHADOW_PHASE else doc["step"]
         self.store.append_events([{
             "model": doc["model"], "version": doc["version"], "kind": kind,
             "feature": None, "detector": "rollout", "statistic": None, "threshold": None,
-            "record_id": f"{doc['id']}:{doc['step']}:{kind}", "ts": self.clock(),
+            "record_id": f"{doc['id']}:{stage}:{kind}", "ts": self.clock(),
             "details": {"rollout": doc["id"], "step": doc["step"], "baseline": doc["baseline"],
                         **details},
         }])  # fmt: skip
@@ -377,15 +467,15 @@ class ArmWindow:
     labelled: list[tuple[Any, Any]] = field(default_factory=list)  # (prediction, label)
 
     @classmethod
-    def of(cls, rows: list[tuple[str, Any, float, Any]], arm: str) -> ArmWindow:
+    def of(cls, rows: list[WindowRow], arm: str) -> ArmWindow:
         window = cls()
-        for name, prediction, latency_ms, label in rows:
-            if name != arm:
+        for row in rows:
+            if row.arm != arm:
                 continue
-            window.predictions.append(prediction)
-            window.latencies.append(latency_ms)
-            if label is not None:
-                window.labelled.append((prediction, label))
+            window.predictions.append(row.prediction)
+            window.latencies.append(row.latency_ms)
+            if row.label is not None:
+                window.labelled.append((row.prediction, row.label))
         return window
 
     def __len__(self) -> int:
@@ -397,3 +487,26 @@ class ArmWindow:
             return [0.0 if str(p) == str(y) else 1.0 for p, y in self.labelled]
         return [abs(float(p) - float(y)) for p, y in self.labelled
                 if math.isfinite(float(p) - float(y))]
+
+
+def shadow_pairs(rows: list[WindowRow]) -> list[tuple[Any, Any | None]]:
+    """(default answer, shadow answer or None) per default row, matched row by row within
+    each request (a request's shadow rows are logged right after its default rows, in the
+    same order); a default row whose shadow failed pairs with None.
+
+    >>> from service.store.entities import WindowRow as W
+    >>> shadow_pairs([W("default", "a", 1, None, "q1"), W("default", "b", 1, None, "q1"),
+    ...               W("shadow", "a", 1, None, "q1"), W("shadow", "c", 1, None, "q1"),
+    ...               W("default", "a", 1, None, "q2")])
+    [('a', 'a'), ('b', 'c'), ('a', None)]
+    """
+    pairs: list[list[Any]] = []
+    waiting: dict[str | None, deque[list[Any]]] = {}
+    for row in rows:
+        if row.arm == DEFAULT:
+            pair = [row.prediction, None]
+            pairs.append(pair)
+            waiting.setdefault(row.request_id, deque()).append(pair)
+        elif row.arm == SHADOW and waiting.get(row.request_id):
+            waiting[row.request_id].popleft()[1] = row.prediction
+    return [(d, s) for d, s in pairs]

@@ -51,6 +51,15 @@ class RolloutRequest(BaseModel):
                                  description="Canary p99 at most this times the default's...")
     latency_slack_ms: float = Field(5.0, ge=0, le=60_000, description="...plus this.")
     reason: str | None = Field(None, max_length=1000)
+    shadow_first: bool = Field(False, description="Begin with a shadow step gated on "
+                               "row-by-row agreement with the default.")
+    max_disagreement: float = Field(0.1, ge=0, le=1, description="Shadow step: the largest "
+                                    "share of rows allowed to disagree with the default.")
+    error_margin: float = Field(0.01, ge=0, le=1, description="Share gate: how much more "
+                                "of its requests the canary may fail than the default.")
+    agreement_tolerance: float = Field(0.25, ge=0, le=100, description="Shadow step, "
+                                       "regressors: a value agrees within this many "
+                                       "standard deviations of the default's answers.")
 
 
 class AbortRequest(BaseModel):
@@ -77,7 +86,8 @@ async def start_rollout(name: str, request: Request, ctx: Context) -> JSONRespon
     rollouts, actor = _rollouts(ctx), client_actor(request)
     plan = RolloutPlan(body.version, [w / 100.0 for w in body.steps], body.step_seconds,
                        body.min_requests, body.alpha, body.latency_ratio,
-                       body.latency_slack_ms, body.reason)
+                       body.latency_slack_ms, body.reason, body.shadow_first,
+                       body.max_disagreement, body.agreement_tolerance, body.error_margin)
 
     def start() -> JSONResponse:
         row = rollouts.start(name, plan, actor)

@@ -180,6 +180,23 @@ class RoutingAdmin:
 
         return self._change(name, "shadow", reason, edit)
 
+    def shadow_to_canary(
+        self, name: str, version: str, weight: float, reason: str | None = None
+    ) -> RoutingChange | None:
+        """In one change: ``version`` stops shadowing and takes ``weight`` as the canary."""
+        if not 0.0 < weight <= 1.0:
+            raise invalid("invalid_weight", f"weight must be within (0, 1], got {weight}")
+
+        def edit(spec: ServedModelConfig) -> ServedModelConfig:
+            target = self._version(name, spec, version)
+            if spec.shadow is not None and resolve(spec, spec.shadow,
+                                                   self.versions(name)) == target:
+                spec.shadow = None
+            spec.canary = CanaryConfig(version=target, weight=weight)
+            return spec
+
+        return self._change(name, "canary", reason, edit)
+
     def put(
         self, name: str, spec: ServedModelConfig, reason: str | None = None,
         expected: int | None = None,

@@ -388,13 +388,17 @@ def dashboard(
     layout: Sequence[Item],
     *,
     variables: Sequence[db.QueryVariable] = (),
+    annotations: Sequence[db.AnnotationQuery] = (),
 ) -> dm.Dashboard:
-    """A numbered dashboard: ``$datasource``, ``$model``, ``variables``, then ``layout``."""
+    """A numbered dashboard: ``$datasource``, ``$model``, ``variables``, then ``layout``;
+    ``annotations`` beside the Prometheus alerts annotation."""
     dash = (
         base_dashboard(title, uid, description)
         .with_variable(datasource_variable())
         .with_variable(model_variable())
     )
+    for annotation in annotations:
+        dash = dash.annotation(annotation)
     for variable in variables:
         dash = dash.with_variable(variable)
     for item in layout:

@@ -34,6 +34,7 @@ UID = "driftgate-drift"
 SCORE = "driftgate_feature_drift_score"
 ACTIVE = "driftgate_drift_active"
 EVENTS = "driftgate_drift_events_total"
+EFFECT = "driftgate_drift_effect"
 DQ = "driftgate_data_quality_issues_total"
 PVALUE = "driftgate_prediction_value_bucket"
 PCLASS = "driftgate_predicted_class_total"
@@ -165,6 +166,33 @@ def build() -> dm.Dashboard:
                 w=8,
                 h=9,
             ).sort_by([cb.TableSortByFieldState().display_name("Value").desc(True)]),
+            timeseries_panel(
+                "Effect at the last drift alarm",
+                "What moved and by how much at each stream's last drift alarm, with its 95% "
+                "interval (low / high): mean_shift in reference standard deviations, "
+                "spread_ratio (live sd / reference sd), psi for categories. An alarm whose "
+                "interval hugs the stream's tolerance (GET /models/NAME, drift_tolerance) is a "
+                "small change; a mean shift of 0.5 sd or a PSI above 0.2 is usually worth a "
+                "retrain. The score above says how sure the detector is; this says how much.",
+                [
+                    Q(
+                        f"max by (model, feature, measure) ({EFFECT}{{{MODEL_FEATURE},"
+                        'bound="estimate"})',
+                        "{{model}} {{feature}} {{measure}}",
+                    ),
+                    Q(
+                        f"max by (model, feature, measure) ({EFFECT}{{{MODEL_FEATURE},"
+                        'bound="low"})',
+                        "{{model}} {{feature}} {{measure}} low",
+                    ),
+                    Q(
+                        f"max by (model, feature, measure) ({EFFECT}{{{MODEL_FEATURE},"
+                        'bound="high"})',
+                        "{{model}} {{feature}} {{measure}} high",
+                    ),
+                ],
+                w=24,
+            ),
             stacked_bars(
                 timeseries_panel(
                     "Drift events",

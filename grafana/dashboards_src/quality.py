@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import statetimeline
+from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
 from .common import (
+    DATASOURCE,
     MODEL,
     MODEL_VERSION,
     RATE,
+    Item,
     Q,
     dashboard,
     dashed_thresholds,
     histogram_quantile,
     quantile_queries,
     row,
+    setup,
     share_axis,
     stat_panel,
     table_panel,
@@ -33,6 +38,9 @@ DELAY = "driftgate_label_delay_seconds_bucket"
 ATTRIBUTION = "driftgate_feature_attribution"
 NDCG = "driftgate_attribution_ndcg"
 ATTRIBUTION_BY_VERSION = "Feature attribution by version"
+WEIGHT = "driftgate_rollout_weight"
+GATE = "driftgate_rollout_gate"
+DECISIONS = "driftgate_rollout_decisions_total"
 
 CLASSIFICATION = "Accuracy and F1 (classification)"
 REGRESSION = "MAE and RMSE (regression)"
@@ -57,6 +65,62 @@ def _performance(metrics: str) -> Q:
 def _coverage_levels() -> db.ThresholdsConfig:
     """Label coverage: red below 10%, green from there."""
     return thresholds((None, "red"), (0.1, "green"))
+
+
+GATE_MAPPING = dm.ValueMap(
+    options={
+        "0": dm.ValueMappingResult(text="FAIL", color="red", index=0),
+        "1": dm.ValueMappingResult(text="pass", color="green", index=1),
+    }
+)
+
+
+def rollout_decisions() -> db.AnnotationQuery:
+    """Marks when a rollout ended (promoted, rolled back or aborted), per model and version."""
+    return (
+        db.AnnotationQuery()
+        .name("Rollout decisions")
+        .datasource(DATASOURCE)
+        .enable(True)
+        .icon_color("purple")
+        .expr(f"sum by (model, version, decision) "
+              f"(increase({DECISIONS}{{{MODEL}}}[2m])) > 0")
+    )
+
+
+def _rollout_panels() -> list[Item]:
+    return [
+        row("Rollouts"),
+        share_axis(
+            timeseries_panel(
+                "Rollout canary weight",
+                "Share of the unpinned requests an automated rollout routes to its canary "
+                "version (driftgate_rollout_weight), per model and version: a staircase up the "
+                "steps, then 0 when it ended. A drop to 0 before the last step is a rollback "
+                "or an abort: the purple 'Rollout decisions' annotations say which, and "
+                "`driftgate rollout status MODEL` names the failed gate and its evidence. "
+                "A shadow step shows weight 0 (the version answers copies only).",
+                [Q(f"max by (model, version) ({WEIGHT}{{{MODEL}}})", "{{model}} {{version}}")],
+                w=12,
+            )
+        ),
+        setup(
+            statetimeline.Panel(),
+            "Rollout gates",
+            "Each gate's verdict over time (driftgate_rollout_gate: share, answers, latency, "
+            "performance, drift, agreement), per model and canary version. Any red band is "
+            "a failed gate: the rollout rolls back at that evaluation, so red is the last "
+            "state of a rolled-back rollout.",
+            [Q(f"min by (model, version, gate) ({GATE}{{{MODEL}}})",
+               "{{model}} {{version}} {{gate}}")],
+            w=12,
+            h=8,
+        )
+        .mappings([GATE_MAPPING])
+        .thresholds(thresholds((None, "red"), (1, "green")))
+        .show_value(cm.VisibilityMode.NEVER)
+        .merge_values(True),
+    ]
 
 
 def build() -> dm.Dashboard:
@@ -195,6 +259,8 @@ def build() -> dm.Dashboard:
                 w=8,
                 unit="s",
             ),
+            *_rollout_panels(),
         ],
         variables=[version_variable()],
+        annotations=[rollout_decisions()],
     )

@@ -10,6 +10,7 @@ variance down (``1 - z**2 - k_vd``), with thresholds from :mod:`monitoring.calib
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,10 +19,14 @@ import numpy as np
 from monitoring.calibration import calibrate_cusum, quadrature_standardizers
 from monitoring.detectors.base import Alarm, Budget, DetectorGroup, StreamDetector
 from monitoring.names import json_value
+from monitoring.reference import Tolerance
 
 __all__ = ["CHARTS", "Cusum", "CusumBank", "CusumGroup"]
 
 CHARTS = ("cusum_mean_up", "cusum_mean_down", "cusum_var_up", "cusum_var_down")
+
+#: A chart that needs more records than this at the largest possible signal cannot fire.
+FIRE_WITHIN = 1000
 
 
 class CusumBank:
@@ -75,37 +80,86 @@ class CusumBank:
             y = y[None, :]
         y = np.where(np.isnan(y), 0.0, y)
         h = self.thresholds
+        s0 = self._s
         if y.shape[0] == 1:  # one record and (usually) no alarm: the fewest numpy calls
-            s1 = np.maximum(self._s + y[0], 0.0)
+            s1 = np.maximum(s0 + y[0], 0.0)
             if not (s1 > h).any():
                 self._s = s1
                 return []
-        alarms: list[tuple[int, int, float, float]] = []
-        start, n = 0, y.shape[0]
-        s0 = self._s
-        while start < n:
-            if n - start == 1:  # one record: the recursion itself, fewer numpy calls
-                s = np.maximum(s0 + y[start], 0.0)[None, :]
-            else:
-                v = s0 + np.cumsum(y[start:], axis=0)
-                s = v - np.minimum(np.minimum.accumulate(v, axis=0), 0.0)
-            over = s > h
-            hit_rows = over.any(axis=1)
-            if not hit_rows.any():
-                s0 = s[-1]
-                break
-            r = int(np.argmax(hit_rows))
-            row = s[r].copy()
-            fired = np.flatnonzero(over[r])
-            for c in fired:
-                alarms.append((start + r, int(c), float(row[c]), float(h[c])))
-            for g in np.unique(self.groups[fired]):
-                row[self.groups == g] = 0.0
-            s0 = row
-            start += r + 1
-        self._s = np.array(s0, dtype=float)
-        return alarms
+        v = s0 + np.cumsum(y, axis=0)
+        s = v - np.minimum(np.minimum.accumulate(v, axis=0), 0.0)
+        over = s > h
+        if not over.any():
+            self._s = s[-1].copy()
+            return []
+        return self._follow(y, s[-1], over.any(axis=0))
 
+    def _follow(self, y: np.ndarray, end: np.ndarray, crossed: np.ndarray,
+                window: int = 32) -> list[tuple[int, int, float, float]]:
+        """Alarms of a batch in which the charts ``crossed`` cross their threshold (``end``:
+        every chart's sum at the batch's end without resets).
+
+        Groups never interact, so each group that fires is followed on its own from its
+        restart row, all such groups at once, through a look-ahead window (doubled while no
+        group crosses in it). A sustained drift on every chart thus costs a few numpy calls
+        per round of alarms, not a cumulative sum over the rest of the batch per alarm.
+        """
+        n, c = y.shape
+        h = self.thresholds
+        _, inverse = np.unique(self.groups, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        sizes = np.bincount(inverse)
+        cols = np.full((sizes.size, int(sizes.max())), c)  # chart indices; ``c`` pads
+        slot = np.arange(c) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        cols[inverse[order], slot] = order
+        yp = np.zeros((n + 1, c + 1))  # a zero row past the end and a zero padding chart
+        yp[:n, :c] = y
+        yg = yp[:, cols]  # (rows, groups, width)
+        hg = np.append(h, np.inf)[cols]
+        state = np.append(end, 0.0)[cols]
+        act = np.flatnonzero(np.append(crossed, False)[cols].any(axis=1))
+        state[act] = np.append(self._s, 0.0)[cols[act]]
+        start = np.zeros(act.size, dtype=int)
+        alarms: list[tuple[int, int, float, float]] = []
+        w = n
+        while act.size:
+            rows = np.minimum(start[:, None] + np.arange(w), n)
+            ss = np.cumsum(yg[rows, act[:, None]], axis=1)
+            ss += state[act][:, None, :]
+            low = np.minimum.accumulate(ss, axis=1)
+            ss -= np.minimum(low, 0.0, out=low)
+            ov = ss > hg[act][:, None, :]
+            row_hit = ov.any(axis=2)
+            r = row_hit.argmax(axis=1)
+            hit = row_hit[np.arange(act.size), r]
+            if hit.all():
+                ix = np.arange(act.size)
+            else:
+                quiet = ~hit
+                state[act[quiet]] = ss[quiet, -1]
+                start[quiet] += w
+                ix = np.flatnonzero(hit)
+            if ix.size:
+                r = r[ix]
+                at = ss[ix, r]
+                gi, ci = np.nonzero(ov[ix, r])
+                ch = cols[act[ix[gi]], ci]
+                alarms.extend(zip((start[ix[gi]] + r[gi]).tolist(), ch.tolist(),
+                                  at[gi, ci].tolist(), h[ch].tolist(), strict=True))
+                state[act[ix]] = 0.0  # a group restarts at zero after its alarm
+                start[ix] += r + 1
+                w = window
+            else:
+                w *= 2
+            keep = start < n
+            if not keep.all():
+                act, start = act[keep], start[keep]
+        out = np.zeros(c + 1)
+        out[cols] = state
+        out[c] = 0.0
+        self._s = out[:c]
+        alarms.sort(key=lambda t: (t[0], t[1]))
+        return alarms
 
 class Cusum(StreamDetector):
     """Four one-sided CUSUM charts (mean up/down, variance up/down) on a standardised stream.
@@ -143,8 +197,10 @@ class Cusum(StreamDetector):
         thresholds: tuple[float, float, float, float],
         k: tuple[float, float, float, float] = (0.25, 0.25, 0.85, 0.54),
         variance_clip: float = 3.0,
+        notes: tuple[str, ...] = (),
     ) -> None:
         self.thresholds = tuple(float(h) for h in thresholds)
+        self.notes = tuple(notes)
         self.k = tuple(float(v) for v in k)
         self.variance_clip = float(variance_clip)
         self._h = np.array(self.thresholds)
@@ -164,8 +220,11 @@ class Cusum(StreamDetector):
         weights = o["chart_weights"]
         hs = calibrate_charts(np.asarray(reference, dtype=float), k, o["clip_z"], clip2,
                               [w * float(budget.rate or 1e-6) for w in weights], budget.rng,
-                              o["calibration_streams"], o["calibration_steps"])
-        return cls((hs[0], hs[1], hs[2], hs[3]), k, clip2**0.5)
+                              o["calibration_streams"], o["calibration_steps"],
+                              o.get("effective_size"))
+        kt = tolerant_k(k, o.get("tolerance"))
+        return cls((hs[0], hs[1], hs[2], hs[3]), kt, clip2**0.5,
+                   chart_notes(np.asarray(reference, dtype=float), hs, kt, o["clip_z"], clip2))
 
     def _reset(self) -> None:
         if "_bank" in vars(self):  # possibly a group's bank: zero this stream's charts only
@@ -231,12 +290,23 @@ class Cusum(StreamDetector):
             return self._fired.statistic / self._fired.threshold
         return float(self._ratios().max())
 
+    def detectable_shift(self, records: int = FIRE_WITHIN) -> float:
+        """Smallest upward mean shift (reference sd) the mean-up chart catches within
+        ``records`` records on average: its drift ``shift - k`` climbs its threshold (plus
+        the usual overshoot of 1.166) in that many records (``inf`` if the chart is off)."""
+        return float(self.k[0] + (self.thresholds[0] + 1.166) / records)
+
     def details(self) -> dict[str, Any]:
-        """Every chart's statistic and threshold (``None`` for a chart switched off)."""
+        """Every chart's statistic and threshold (``None`` for a chart switched off) and the
+        calibration's diagnostics (charts switched off or unable to fire, and why)."""
         s = self._statistics
         h = [json_value(float(v)) for v in self._h]
-        return {"charts": {name: {"statistic": float(s[c]), "threshold": h[c]}
-                           for c, name in enumerate(CHARTS)}}
+        out: dict[str, Any] = {"charts": {name: {"statistic": float(s[c]), "threshold": h[c]}
+                                          for c, name in enumerate(CHARTS)}}
+        notes = getattr(self, "notes", ())
+        if notes:
+            out["diagnostics"] = list(notes)
+        return out
 
 
 class CusumGroup(DetectorGroup):
@@ -313,26 +383,85 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+def tolerant_k(
+    k: tuple[float, float, float, float], tolerance: Tolerance | None
+) -> tuple[float, float, float, float]:
+    """Reference values that ignore changes within ``tolerance``: a mean shift of
+    ``mean_shift`` sd and a spread ratio of ``spread_ratio`` leave each chart's drift as it
+    is at the reference, so the thresholds calibrated there hold the budget at the edge of
+    the tolerance (and below it inside).
+
+    Examples
+    --------
+    >>> tolerant_k((0.25, 0.25, 0.85, 0.54), Tolerance(0.05, 1.1, 0.0))
+    (0.3, 0.3, 1.06, 0.713554)
+    """
+    if tolerance is None:
+        return k
+    up = tolerance.spread_ratio**2 - 1.0
+    down = 1.0 - tolerance.spread_ratio**-2
+    return (round(k[0] + tolerance.mean_shift, 6), round(k[1] + tolerance.mean_shift, 6),
+            round(k[2] + up, 6), round(k[3] + down, 6))
+
+
+def chart_notes(
+    x: np.ndarray, h: list[float], k: tuple[float, float, float, float], clip_z: float,
+    variance_clip2: float,
+) -> tuple[str, ...]:
+    """Diagnostics of a stream's charts: off because the reference is constant or too
+    skewed, or with a threshold no signal can reach within :data:`FIRE_WITHIN` records.
+
+    Examples
+    --------
+    >>> chart_notes(np.ones(50), [5.0, 5.0, float("inf"), float("inf")], (0.25,) * 4, 5.0, 9.0)[0]
+    'constant in the reference: no scale, every chart is off'
+    >>> chart_notes(np.arange(50.0), [5.0, 5e4, 9.0, 9.0], (0.25,) * 4, 5.0, 9.0)
+    ('cusum_mean_down: threshold 50000 cannot be reached within 1000 records',)
+    """
+    x = x[np.isfinite(x)]
+    if x.size < 2 or not x.std() > 0:
+        return ("constant in the reference: no scale, every chart is off",)
+    top = (clip_z - k[0], clip_z - k[1], variance_clip2 - 1.0 - k[2], 1.0 - k[3])
+    out = []
+    for c, name in enumerate(CHARTS):
+        if not math.isfinite(h[c]):
+            out.append(f"{name}: off, the reference is too skewed for it (under no change its "
+                       "sum would climb)")
+        elif h[c] > FIRE_WITHIN * max(top[c], 1e-9):
+            out.append(f"{name}: threshold {h[c]:.0f} cannot be reached within "
+                       f"{FIRE_WITHIN} records")
+    return tuple(out)
+
+
 def calibrate_charts(
     x: np.ndarray, k: tuple[float, ...], clip_z: float, variance_clip2: float,
     rates: list[float], rng: np.random.Generator, n_streams: int, n_steps: int,
+    effective_size: int | None = None,
 ) -> list[float]:
     """Thresholds of the first ``len(rates)`` of the four charts on raw reference values ``x``
-    (standardised over the reference's sampling uncertainty, see
-    :func:`monitoring.calibration.quadrature_standardizers`); ``inf`` for the variance charts
-    of a constant reference."""
+    (standardised over the sampling uncertainty of a reference of ``effective_size`` rows,
+    default ``len(x)``, see :func:`monitoring.calibration.quadrature_standardizers`); ``inf``
+    for the variance charts of a constant reference."""
     x = x[np.isfinite(x)]
     if x.size < 2:
         x = np.zeros(2)
     sd = x.std(ddof=1)
-    m, s, w = quadrature_standardizers(x)
+    m, s, w = quadrature_standardizers(x, n=effective_size)
     z = np.clip((x[None, :] - m[:, None]) / s[:, None], -clip_z, clip_z)
     z2 = np.minimum(z * z, variance_clip2)
     incs = (z - k[0], -z - k[1], z2 - 1 - k[2], 1 - z2 - k[3])
     out = []
     for c, rate in enumerate(rates):
-        if c >= 2 and not sd > 0:
+        if not sd > 0:  # a constant reference: no scale to measure a change in
+            out.append(float("inf"))
+            continue
+        if float(w @ incs[c].mean(axis=1)) > -UPWARD:  # climbs (or nearly) with no change
             out.append(float("inf"))
             continue
         out.append(calibrate_cusum(incs[c], rate, rng, n_streams, n_steps, weights=w))
     return out
+
+
+#: A chart whose increments average above ``-UPWARD`` under the reference is switched off:
+#: only a threshold of thousands would keep it quiet (variance-down charts of spiky features).
+UPWARD = 0.02

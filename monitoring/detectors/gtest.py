@@ -58,13 +58,19 @@ class GTest(StreamDetector):
 
     @classmethod
     def calibrate(cls, reference: Any, budget: Budget) -> GTest:
-        """``budget.categories``: the known categories; ``budget.settings["category_window"]``:
-        the window (default 300)."""
+        """``budget.categories``: the known categories; ``budget.settings``:
+        ``category_window`` (the window, default 300), ``effective_size`` (rows the
+        reference really holds, default its length) and ``tolerance`` (a
+        :class:`~monitoring.reference.Tolerance`: frequencies within its PSI of the reference
+        raise ``G`` by about ``window * psi``, which the threshold allows for)."""
         freq = CategoryFrequencies(list(reference), budget.categories)
-        window = int(budget.settings.get("category_window", 300))
-        h = calibrate_window_gtest(freq.probs, freq.n_reference, window,
+        o = budget.settings
+        window = int(o.get("category_window", 300))
+        n_ref = min(int(o.get("effective_size") or freq.n_reference), freq.n_reference)
+        h = calibrate_window_gtest(freq.probs, max(n_ref, 1), window,
                                    float(budget.rate or 1e-6), budget.rng)
-        return cls(freq, window, h)
+        tolerance = o.get("tolerance")
+        return cls(freq, window, h + (window * tolerance.psi if tolerance else 0.0))
 
     def _reset(self) -> None:
         k = len(self._log_expected)

@@ -21,6 +21,7 @@ from service.store.entities import (
     RolloutRow,
     RoutingChange,
     RoutingSnapshot,
+    WindowRow,
 )
 from service.store.records import PredictionRecord
 
@@ -224,9 +225,9 @@ class RolloutStore(Protocol):
 
     def rollout_window(
         self, model: str, since: float, arms: Mapping[str, str]
-    ) -> list[tuple[str, Any, float, Any]]:
-        """(arm, prediction, latency_ms, label) of the records of ``model`` with
-        ``ts >= since`` answered by one of ``arms`` (arm -> version), in log order."""
+    ) -> list[WindowRow]:
+        """The answers of ``model`` logged with ``ts >= since`` by one of ``arms``
+        (arm -> version), in log order."""
 
 @runtime_checkable
 class DeliveryStore(OutboxStore, KeyValueStore, Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from service.store.records import PredictionRecord
 
@@ -130,6 +130,16 @@ class RolloutRow:
     created_at: float
     updated_at: float
     doc: dict[str, Any]
+
+
+class WindowRow(NamedTuple):
+    """One logged answer in a rollout's window (no features are read)."""
+
+    arm: str
+    prediction: Any
+    latency_ms: float
+    label: Any
+    request_id: str | None
 
 
 class RolloutConflict(Exception):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.store import codec
-from service.store.entities import RolloutConflict, RolloutRow
+from service.store.entities import RolloutConflict, RolloutRow, WindowRow
 from service.store.sqlhooks import SqlHooks
 
 __all__ = ["POSTGRES_ROLLOUT_SCHEMA", "SQLITE_ROLLOUT_SCHEMA", "RolloutTables"]
@@ -90,18 +90,18 @@ class RolloutTables(SqlHooks):
 
     def rollout_window(
         self, model: str, since: float, arms: Mapping[str, str]
-    ) -> list[tuple[str, Any, float, Any]]:
-        """(arm, prediction, latency_ms, label) of ``model``'s records with ``ts >= since``
-        answered by ``arms`` (arm -> version), in log order; no features are read."""
+    ) -> list[WindowRow]:
+        """``model``'s answers with ``ts >= since`` by ``arms`` (arm -> version), in log
+        order; no features are read."""
         if not arms:
             return []
         match = " OR ".join(["(arm = ? AND version = ?)"] * len(arms))
         params: list[Any] = [model, since]
         for arm, version in arms.items():
             params += [arm, version]
-        sql = ("SELECT arm, prediction, latency_ms, label FROM predictions"
+        sql = ("SELECT arm, prediction, latency_ms, label, request_id FROM predictions"
                f" WHERE model = ? AND ts >= ? AND ({match}) ORDER BY log_offset")
         with self._read() as cur:
             rows = self._select(cur, sql, params)
         j = self._json
-        return [(r[0], j(r[1]), float(r[2] or 0.0), j(r[3])) for r in rows]
+        return [WindowRow(r[0], j(r[1]), float(r[2] or 0.0), j(r[3]), r[4]) for r in rows]

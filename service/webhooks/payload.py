@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from monitoring.events import MonitorEvent
 from monitoring.names import json_value
 
 __all__ = [
@@ -64,42 +65,38 @@ def parse_iso(text: Any) -> float | None:
     return moment.timestamp()
 
 
-def drift_evidence(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Evidence from monitor events (``Store.read_events`` rows or ``MonitorEvent.to_dict()``).
+def drift_evidence(events: Iterable[MonitorEvent]) -> dict[str, Any]:
+    """Evidence from the monitor's events, as the monitor returned them.
 
-    >>> ev = drift_evidence([{"kind": "feature_drift", "feature": "x", "detector": "cusum",
-    ...                       "statistic": 25.0, "threshold": 24.0, "record_id": "r-1", "ts": 5.0}])
+    >>> ev = drift_evidence([MonitorEvent("feature_drift", "x", "cusum", 25.0, 24.0, "r-1", 5.0)])
     >>> ev["features"][0]["detector"], ev["window"]["first_prediction_id"]
     ('cusum', 'r-1')
-    >>> weighted = drift_evidence([{"kind": "feature_drift", "feature": "x",
-    ...                             "details": {"attribution_weight": 0.4}}])
+    >>> weighted = drift_evidence([MonitorEvent("feature_drift", "x", "cusum", 25.0, 24.0,
+    ...                                         "r-1", 5.0, {"attribution_weight": 0.4})])
     >>> weighted["features"][0]["attribution_weight"]
     0.4
     """
-    rows = sorted(events, key=lambda e: float(e.get("ts") or 0.0))
+    ordered = sorted(events, key=lambda e: e.ts)
     features = [
         {
-            "feature": e.get("feature"),
-            "kind": e.get("kind"),
-            "detector": e.get("detector"),
-            "statistic": json_value(e.get("statistic")),
-            "threshold": json_value(e.get("threshold")),
+            "feature": e.feature,
+            "kind": e.kind,
+            "detector": e.detector,
+            "statistic": json_value(e.statistic),
+            "threshold": json_value(e.threshold),
             # the feature's share of the model's importance when it drifted (if explained)
-            **_weight((e.get("details") or {}).get("attribution_weight")),
+            **_weight(e.details.get("attribution_weight") if e.details else None),
         }
-        for e in rows
+        for e in ordered
     ]
     evidence: dict[str, Any] = {"features": features}
-    if rows:
+    if ordered:
         evidence["window"] = {
-            "first_prediction_id": rows[0].get("record_id"),
-            "last_prediction_id": rows[-1].get("record_id"),
-            "first_ts": rows[0].get("ts"),
-            "last_ts": rows[-1].get("ts"),
+            "first_prediction_id": ordered[0].record_id,
+            "last_prediction_id": ordered[-1].record_id,
+            "first_ts": ordered[0].ts,
+            "last_ts": ordered[-1].ts,
         }
-    ids = [e["id"] for e in rows if e.get("id") is not None]
-    if ids:
-        evidence["monitor_event_ids"] = ids
     return evidence
 
 

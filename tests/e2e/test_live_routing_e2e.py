@@ -3,7 +3,9 @@ each) on two ports sharing one store (SQLite file, then PostgreSQL), under conti
 from a client that checks every response. A registration and every routing change (promote
 by the CLI, canary and rollback over HTTP) reach every worker of both within 2 seconds,
 without a restart and without a failed request; every logged record names the version and
-the arm that answered it."""
+the arm that answered it. On the same two gateways and store, rollouts run by the one
+monitor: a good version is promoted by itself; a bad version rolled out shadow-first is
+rolled back by its agreement gate before any user got one of its answers."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from loadtests.routing_changes import Answer, LoadClient, change, wait_applied
@@ -25,6 +28,7 @@ from tests.e2e.conftest import FAST_MONITOR, Server, start_gateway_retrying, sto
 from tests.e2e.traffic import wait_for
 from tests.pg_fixtures import pg_database, pg_schema_url  # noqa: F401
 from tests.service.live_helpers import fresh_name, register_version
+from tests.service.rollout_helpers import register_classifier, register_constant
 
 LIMIT = 2.0  # seconds until every worker serves a change
 DRIFTGATE = Path(sys.executable).parent / "driftgate"
@@ -53,7 +57,7 @@ def fleet(request, demo_models, tmp_path_factory) -> Iterator[Fleet]:
     env = {"DRIFTGATE_STORE_URL": store_url, "DRIFTGATE_WORKERS": "2"}
     servers: list[Server] = []
     starters = [
-        (base / "a", {**env, **FAST_MONITOR}),
+        (base / "a", {**env, **FAST_MONITOR, "DRIFTGATE_ROLLOUT_EVAL_SECONDS": "0.5"}),
         (base / "b", {**env, "DRIFTGATE_MONITORING_ENABLED": "false"}),  # one monitor per store
     ]
     errors: list[BaseException] = []
@@ -167,3 +171,52 @@ def test_registration_and_routing_changes_reach_every_worker(fleet: Fleet):
         return {v1, v2} <= set(versions)
 
     wait_for(monitored, 30, what="the monitor tracks both versions")
+
+
+# alpha 0.001: a good version's chance rollback stays rare; 100 ms of p99 slack: a loaded
+# 2-core test machine's jitter
+PLAN = {"steps": [20, 50, 100], "step_seconds": 2, "min_requests": 30, "alpha": 0.001,
+        "latency_slack_ms": 100}
+
+
+def rollout(url: str, name: str, version: str, **extra: object) -> dict:
+    """Start a rollout on one gateway and wait until it has ended."""
+    started = httpx.post(f"{url}/models/{name}/rollouts",
+                         json={"version": version, **PLAN, **extra}, timeout=30)
+    assert started.status_code == 201, started.text
+    link = f"{url}/models/{name}/rollouts/{started.json()['id']}"
+    return wait_for(lambda: (lambda d: d if d["status"] != "running" else None)(
+        httpx.get(link, timeout=30).json()), 90, what=f"rollout of {version} ends")
+
+
+def test_rollouts_on_two_gateways_sharing_the_store(fleet: Fleet):
+    name = fresh_name("e2e-fleet-ro")
+    base = register_classifier(name)
+    good = register_classifier(name, 0.5).version
+    bad = register_constant(name).version
+    revision, sent = change(fleet.urls[0], name, "put", default=base.version, reason="e2e")
+    assert wait_applied(fleet.urls, revision, sent) < LIMIT
+    rows = base.reference()[base.card.feature_names].to_dict("records")
+    load = LoadClient(fleet.urls, name, rows, threads=3, pause=0.01).start()
+    try:
+        promoted = rollout(fleet.urls[1], name, good)
+        shadowed = rollout(fleet.urls[0], name, bad, shadow_first=True)
+    finally:
+        answers = load.stop()
+    assert [a for a in answers if a.status != 200] == []
+    assert promoted["status"] == "promoted", promoted["gates"]
+    assert shadowed["status"] == "rolled_back", shadowed["gates"]
+    assert "agreement" in shadowed["decision"] and shadowed["phase"] == "shadow"
+    served = {a.url: set() for a in answers}
+    for answer in answers:
+        served[answer.url].add(answer.version)
+    assert all(good in versions for versions in served.values()), served  # both gateways
+    assert not any(a.version == bad for a in answers)  # no user ever got a shadow's answer
+    store = open_store(fleet.store_url)
+    try:
+        spec = store.routing_read().states.get(name)
+        shadow_rows = [r for r in store.read_after(0, 1_000_000, {name}) if r.arm == "shadow"]
+    finally:
+        store.close()
+    assert shadow_rows and {r.version for r in shadow_rows} == {bad}  # it did answer copies
+    assert spec is not None and spec["default"] == good and spec.get("shadow") is None

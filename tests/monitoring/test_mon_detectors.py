@@ -33,6 +33,30 @@ def test_batch_equals_one_by_one() -> None:
     assert len(one) > 3
 
 
+def test_sustained_drift_on_every_group_batch_equals_one_by_one() -> None:
+    """Many groups firing again and again inside one batch (the look-ahead path), uneven
+    groups, a switched-off chart and missing values: the same alarms and final sums as the
+    plain recursion record by record."""
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((3000, 6))
+    z[1000:] += np.array([1.0, 0.5, 3.0, 0.0, -1.0, 2.0])  # every group drifts but one
+    z[rng.random(z.shape) < 0.02] = np.nan
+    y = np.column_stack([z - 0.25, -z - 0.25])
+    h = rng.uniform(4.0, 15.0, size=12)
+    h[7] = np.inf
+    groups = np.array([0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 4])
+    batch = CusumBank(h, groups)
+    got = [(a.row + start, a.chart) for start in (0, 1000, 2500)
+           for a in batch.update_many(y[start : {0: 1000, 1000: 2500, 2500: 3000}[start]])]
+    single = CusumBank(h, groups)
+    want = []
+    for i in range(len(y)):
+        want += [(i, a.chart) for a in single.update_many(y[i : i + 1])]
+    assert got == want
+    assert len(want) > 500
+    assert np.allclose(batch.statistics, single.statistics)
+
+
 def test_group_reset() -> None:
     bank = CusumBank(np.array([1.0, 100.0, 1.0]), np.array([0, 0, 1]))
     bank.update_many(np.array([[0.6, 5.0, 0.1], [0.6, 5.0, 0.1]]))

@@ -126,7 +126,7 @@ def test_drift_events_carry_the_attribution_weight(tmp_path, versions) -> None:
     weights = {e.event.feature: e.event.details["attribution_weight"] for e in events}
     assert "f1" in weights and 0.1 < weights["f1"] < 0.9
     # the retrain request's evidence carries it too
-    evidence = drift_evidence(e.to_row() for e in requested[0][3])
+    evidence = drift_evidence(e.event for e in requested[0][3])
     f1 = next(f for f in evidence["features"] if f["feature"] == "f1")
     assert f1["attribution_weight"] == weights["f1"]
 

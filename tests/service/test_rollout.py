@@ -225,3 +225,97 @@ def test_a_start_that_died_is_given_up_after_the_grace(store: Store, demo_models
     (doc,) = Rollouts(store, clock=clock).tick()
     assert doc["decision"] == "aborted: its start did not complete"
     assert RoutingAdmin(store, "t").current(name)[0].canary is None
+
+
+def shadow_traffic(store: Store, name: str, v1: str, v2: str, n: int, ts: float,
+                   shadow_answer: object | None, seed: int = 0) -> None:
+    """``n`` one-row requests answered by the default and copied to the shadow ``v2``;
+    ``shadow_answer`` None: the shadow agrees with the default row by row; "fail": the
+    shadow logs nothing (it failed); else: the shadow answers that constant."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        value = rng.choice(CLASSES)
+        rid = f"req-{seed}-{i}"
+        records.append(PredictionRecord(model=name, version=v1, features={}, prediction=value,
+                                        arm="default", ts=ts + i * 1e-3, latency_ms=2.0,
+                                        request_id=rid))
+        if shadow_answer != "fail":
+            answer = value if shadow_answer is None else shadow_answer
+            records.append(PredictionRecord(model=name, version=v2, features={},
+                                            prediction=answer, arm="shadow",
+                                            ts=ts + i * 1e-3, latency_ms=2.5, request_id=rid))
+    store.append(records)
+
+
+def test_shadow_first_gates_agreement_then_walks_the_canary_steps(
+    store: Store, demo_models
+) -> None:
+    clock = Clock()
+    name, v1, v2 = setup(store)
+    rollouts = Rollouts(store, clock=clock)
+    plan = RolloutPlan(v2, [0.5, 1.0], 10, 50, shadow_first=True)
+    row = rollouts.start(name, plan, "cli:test")
+    spec = RoutingAdmin(store, "t").current(name)[0]
+    assert spec.shadow == v2 and spec.canary is None
+    shadow_traffic(store, name, v1, v2, 300, clock.now + 1, None)
+    clock.now += 11
+    (doc,) = rollouts.tick()
+    assert doc["phase"] == "canary" and doc["step"] == 0, doc["gates"]
+    gates = doc_gates(store, row.id, "rollout_step")
+    agreement = next(g for g in gates if g["gate"] == "agreement")
+    assert agreement["passed"] and agreement["statistic"] == 0.0
+    spec = RoutingAdmin(store, "t").current(name)[0]
+    assert spec.shadow is None and spec.canary is not None and spec.canary.weight == 0.5
+    traffic(store, name, {"default": v1, "canary": v2}, 300, clock.now + 1,
+            {"default": None, "canary": None}, 3)
+    clock.now += 11
+    (doc,) = rollouts.tick()
+    assert rollouts.get(name, row.id).status == "promoted", doc["gates"]
+
+
+def doc_gates(store: Store, rollout_id: str, kind: str) -> list[dict]:
+    """The gates of the latest event ``kind`` of a rollout."""
+    events = [e for e in store.read_events(limit=100)
+              if e["kind"] == kind and e["details"].get("rollout") == rollout_id]
+    return events[-1]["details"]["gates"]
+
+
+@pytest.mark.parametrize("shadow_answer", ["malignant", "fail"])
+def test_a_disagreeing_or_failing_shadow_is_rolled_back_before_any_user_sees_it(
+    store: Store, demo_models, shadow_answer: str
+) -> None:
+    clock = Clock()
+    name, v1, v2 = setup(store)
+    rollouts = Rollouts(store, clock=clock)
+    row = rollouts.start(name, RolloutPlan(v2, [0.5], 10, 50, shadow_first=True), "cli:test")
+    shadow_traffic(store, name, v1, v2, 200, clock.now + 1, shadow_answer, 4)
+    clock.now += 2
+    (doc,) = rollouts.tick()
+    assert rollouts.get(name, row.id).status == "rolled_back"
+    assert "agreement" in doc["decision"]
+    spec = RoutingAdmin(store, "t").current(name)[0]
+    assert spec.shadow is None and spec.canary is None and spec.default == v1
+
+
+def test_a_version_drifted_against_its_own_reference_is_not_promoted(
+    store: Store, demo_models
+) -> None:
+    clock = Clock()
+    name, v1, v2 = setup(store)
+    drifted: list[str] = []
+    rollouts = Rollouts(store, clock=clock,
+                        drifted=lambda model, version: drifted if version == v2 else [])
+    row = rollouts.start(name, RolloutPlan(v2, [0.5, 1.0], 10, 50), "cli:test")
+    arms = {"default": v1, "canary": v2}
+    traffic(store, name, arms, 300, clock.now + 1, {"default": None, "canary": None}, 5)
+    clock.now += 2
+    (doc,) = rollouts.tick()
+    assert next(g for g in doc["gates"] if g["gate"] == "drift")["passed"]
+    drifted.append("mean radius")
+    (doc,) = rollouts.tick()
+    assert rollouts.get(name, row.id).status == "rolled_back"
+    assert doc["decision"] == "rolled back: gate drift failed"
+    drift = next(g for g in doc["gates"] if g["gate"] == "drift")
+    assert drift["detail"] == "drift active on mean radius"
+    assert RoutingAdmin(store, "t").current(name)[0].canary is None

@@ -45,7 +45,8 @@ def test_http_rollout_routes(tmp_path, demo_models):
         for payload, status in [({"version": "nope"}, 404), ({"version": v1.version}, 422),
                                 ({"version": v2.version, "steps": [50, 10]}, 422),
                                 ({"version": v2.version, "steps": [0]}, 422),
-                                ({"version": v2.version, "extra": 1}, 422), ({}, 422)]:
+                                ({"version": v2.version, "extra": 1}, 422), ({}, 422),
+                                ({"version": v2.version, "max_disagreement": 1.5}, 422)]:
             answer = client.post(f"/models/{name}/rollouts", json=payload)
             assert answer.status_code == status, (payload, answer.text)
 
@@ -65,5 +66,10 @@ def test_cli_rollout_commands(tmp_path, demo_models, capsys):
         assert "aborted" in capsys.readouterr().out
         assert main(["rollout", "abort", name]) == 1
         assert "is aborted" in capsys.readouterr().err
+        assert main(["rollout", "start", name, "--version", v2.version, "--shadow-first",
+                     "--max-disagreement", "0.2"]) == 0
+        assert "running, shadow step (then 5,25,50 %)" in capsys.readouterr().out
+        until(lambda: bound_context().core.router.models[name].shadow is not None)
+        assert main(["rollout", "abort", name]) == 0
         assert main(["rollout", "start", name, "--version", "nope"]) == 1
         assert main(["rollout", "status", "no-such-model"]) == 1

@@ -13,6 +13,7 @@ from service.api_context import build_context
 from service.config import get_settings
 from service.http import current_trace_id
 from tests.service.gateway_helpers import configure
+from tests.service.live_helpers import fresh_name, register_version
 
 
 def test_span_tree_of_one_prediction_and_trace_id_in_log(tmp_path, demo_models):
@@ -20,16 +21,18 @@ def test_span_tree_of_one_prediction_and_trace_id_in_log(tmp_path, demo_models):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
-    configure(tmp_path, {"models": {"diabetes": {"shadow": demo_models["diabetes"]}}})
+    name = fresh_name("traced")
+    v1, v2 = register_version(name, 1.0).version, register_version(name, 2.0).version
+    configure(tmp_path, {"models": {name: {"default": v1, "shadow": v2}}})
     context = build_context(get_settings())
     context.core.tracer = tracer
-    entry = get_model("diabetes")
+    entry = get_model(name, v1)
     rows = entry.reference()[entry.card.feature_names].head(2).to_dict("records")
 
     async def serve_one() -> tuple[str, list[str]]:
         with tracer.start_as_current_span("POST /predict"):
             trace_id = current_trace_id()
-            result = await context.core.predict("diabetes", None, rows, "req-1", trace_id)
+            result = await context.core.predict(name, None, rows, "req-1", trace_id)
         await context.close()
         return trace_id, result.ids
 

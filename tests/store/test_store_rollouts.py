@@ -46,7 +46,7 @@ def test_window_reads_the_arms_since_a_time(store: Store) -> None:
 
     def record(version: str, arm: str, ts: float, prediction: object) -> PredictionRecord:
         return PredictionRecord(model="m", version=version, features={"x": 1.0}, arm=arm,
-                                prediction=prediction, ts=ts, latency_ms=2.5)
+                                prediction=prediction, ts=ts, latency_ms=2.5, request_id="q")
 
     store.append([record("v1", "default", 10.0, "a"), record("v2", "canary", 11.0, "b"),
                   record("v1", "default", 12.0, "c"), record("v2", "shadow", 12.0, "d"),
@@ -54,7 +54,8 @@ def test_window_reads_the_arms_since_a_time(store: Store) -> None:
     ids = [r.id for r in store.read_after(0, 10)]
     store.add_labels([(ids[2], "a")])
     window = store.rollout_window("m", 11.0, {"default": "v1", "canary": "v2"})
-    assert window == [("canary", "b", 2.5, None), ("default", "c", 2.5, "a"),
-                      ("canary", 1.5, 2.5, None)]
+    assert window == [("canary", "b", 2.5, None, "q"), ("default", "c", 2.5, "a", "q"),
+                      ("canary", 1.5, 2.5, None, "q")]
+    assert window[1].label == "a" and window[1].request_id == "q"
     assert store.rollout_window("other", 0.0, {"default": "v1"}) == []
     assert store.rollout_window("m", 0.0, {}) == []

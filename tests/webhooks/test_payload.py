@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 import shlex
+from dataclasses import fields
 
 import pytest
 
-from service.store import Store
+from monitoring.events import MonitorEvent
 from service.times import parse_time
 from service.webhooks.payload import (
     EVENT_TYPE,
@@ -45,9 +46,13 @@ EVENTS = [
 ]
 
 
-def test_drift_payload_from_stored_events(sqlite_store: Store) -> None:
-    sqlite_store.append_events(EVENTS)
-    evidence = drift_evidence(sqlite_store.read_events("iris"))
+def monitor_events(rows: list[dict]) -> list[MonitorEvent]:
+    names = {f.name for f in fields(MonitorEvent)}
+    return [MonitorEvent(**{k: v for k, v in row.items() if k in names}) for row in rows]
+
+
+def test_drift_payload_from_monitor_events() -> None:
+    evidence = drift_evidence(monitor_events(EVENTS))
     assert [f["feature"] for f in evidence["features"]] == ["sepal_width", "petal_length"]
     assert evidence["features"][1] == {
         "feature": "petal_length",
@@ -62,7 +67,6 @@ def test_drift_payload_from_stored_events(sqlite_store: Store) -> None:
         "first_ts": 1_764_178_800.9,
         "last_ts": 1_764_178_805.2,
     }
-    assert len(evidence["monitor_event_ids"]) == 2
 
     p = build_payload(
         event_id="evt_1",
@@ -93,19 +97,7 @@ def test_drift_payload_from_stored_events(sqlite_store: Store) -> None:
 
 
 def test_non_finite_statistics_become_null_and_names_are_quoted() -> None:
-    ev = drift_evidence(
-        [
-            {
-                "kind": "data_quality",
-                "feature": "x",
-                "detector": "card",
-                "statistic": math.nan,
-                "threshold": math.inf,
-                "record_id": "r",
-                "ts": 1.0,
-            }
-        ]
-    )
+    ev = drift_evidence([MonitorEvent("data_quality", "x", "card", math.nan, math.inf, "r", 1.0)])
     p = build_payload(
         event_id="e",
         model="a b&c",
