@@ -91,7 +91,8 @@ async def explain(request: Request, ctx: Context) -> JSONResponse:
                            "with this model's explainer", {"rows": len(batch.rows)})
         explanations = await to_thread.run_sync(_explain, explainer, batch.rows)
     except APIError as error:
-        ctx.core.count_error(error, body.get("model") if isinstance(body, dict) else None)
+        model = body.get("model") if isinstance(body, dict) else None
+        ctx.core.count_error(error, model if isinstance(model, str) else None)
         raise
     prediction = loaded.predict(batch.rows)
     return JSONResponse({

@@ -60,6 +60,7 @@ def test_errors_are_4xx_json(client):
          "missing_feature"),
         (client.post("/explain", json={"model": "diabetes", "inputs": [], "x": 1}), 422,
          "invalid_body"),
+        (client.post("/explain", json={"model": {}, "inputs": []}), 422, "invalid_body"),
         (client.get("/models/nope/attributions"), 404, "unknown_model"),
         (client.get("/models/diabetes/attributions?versions=nope"), 404, "unknown_version"),
     ]
