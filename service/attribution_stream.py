@@ -2,9 +2,9 @@
 and track their global importance (:class:`monitoring.attribution.AttributionMonitor`).
 
 Sampling is decided by the prediction id (a hash), so a replay from a checkpoint explains the
-same records; sparse samples are explained in batches (the pending records are part of the
-checkpointed state). The rate per version is ``DRIFTGATE_EXPLAIN_SAMPLE_RATE`` when set; unset, it
-is chosen from the explainer's measured cost so that explaining takes at most
+same records; sparse samples are explained in batches while the monitor is behind the log
+(the pending records are part of the checkpointed state). The rate per version is
+``DRIFTGATE_EXPLAIN_SAMPLE_RATE`` when set; unset, it is chosen from the explainer's measured cost so that explaining takes at most
 ``explain_budget_us`` microseconds per logged record on average (every record when
 explaining is that cheap, as a linear model's is): the monitor's other work costs a few
 microseconds per record, so it keeps well over 10x the gateway's write rate.
@@ -134,15 +134,18 @@ class AttributionStream:
         return float(min(1.0, self.budget_us * 1e-6 / max(per_row, 1e-9)))
 
     def process(
-        self, model: str, version: str, records: Sequence[PredictionRecord]
+        self, model: str, version: str, records: Sequence[PredictionRecord],
+        caught_up: bool = True,
     ) -> tuple[list[MonitorEvent], list[dict[str, Any]]]:
         """Explain the sampled ``records`` of one version; return its events and the rows
-        to store (``Store.attributions_put``)."""
+        to store (``Store.attributions_put``). Sparse samples wait for a batch while the
+        monitor is behind (``caught_up`` False); the results do not depend on the batching
+        (the attribution monitor takes rows one at a time)."""
         state = self._version(model, version)
         if state.monitor is None or state.explainer is None or state.rate <= 0.0:
             return [], []
         state.pending.extend(r for r in records if sampled(r.id, state.rate))
-        if len(state.pending) < state.flush_rows:
+        if not state.pending or (len(state.pending) < state.flush_rows and not caught_up):
             return [], []
         chosen, state.pending = state.pending, []
         names = state.monitor.features

@@ -125,6 +125,7 @@ class MonitorRunner:
         self.monitors: dict[Key, ModelMonitor] = {}
         self.attribution = attribution
         self._attributions: list[dict[str, Any]] = []
+        self._caught_up = True  # the last read was not a full batch: explain what is pending
         self.offset = self.label_offset = 0
         self.reload()
 
@@ -190,6 +191,7 @@ class MonitorRunner:
             self.offset = records[-1].offset or self.offset
             if self.since is not None:
                 records = [r for r in records if r.ts >= self.since]
+            self._caught_up = result.records < self.batch
             result.events.extend(self._records(records))
         labels = self.store.read_labels_after(self.label_offset, self.batch)
         if labels:
@@ -230,7 +232,7 @@ class MonitorRunner:
         current attribution weight (its share of the model's importance)."""
         assert self.attribution is not None
         try:
-            extra, rows = self.attribution.process(model, version, records)
+            extra, rows = self.attribution.process(model, version, records, self._caught_up)
         except Exception:  # an unexplainable version must not stop the monitor
             log.exception("attribution of %s:%s failed", model, version)
             extra, rows = [], []
