@@ -4,10 +4,10 @@ and track their global importance (:class:`monitoring.attribution.AttributionMon
 Sampling is decided by the prediction id (a hash), so a replay from a checkpoint explains the
 same records; sparse samples are explained in batches while the monitor is behind the log
 (the pending records are part of the checkpointed state). The rate per version is
-``DRIFTGATE_EXPLAIN_SAMPLE_RATE`` when set; unset, it is chosen from the explainer's measured cost so that explaining takes at most
-``explain_budget_us`` microseconds per logged record on average (every record when
-explaining is that cheap, as a linear model's is): the monitor's other work costs a few
-microseconds per record, so it keeps well over 10x the gateway's write rate.
+``DRIFTGATE_EXPLAIN_SAMPLE_RATE`` when set; unset, it is chosen from the explainer's measured
+cost so that explaining takes at most ``explain_budget_us`` microseconds per logged record on
+average (every record when explaining is that cheap, as a linear model's is), so the monitor
+keeps well over 10x the gateway's write rate.
 """
 
 from __future__ import annotations
