@@ -28,8 +28,8 @@ from monitoring.quality import FeatureKind, FeatureSpec
 Task = Literal["classification", "regression"]
 InputFormat = Literal["numpy", "pandas", "records"]
 
-__all__ = ["FeatureKind", "FeatureSpec", "InputFormat", "Lineage", "ModelCard", "Task",
-           "fingerprint", "infer_features"]
+__all__ = ["ExplainerInfo", "FeatureKind", "FeatureSpec", "InputFormat", "Lineage",
+           "ModelCard", "Task", "fingerprint", "infer_features"]
 
 
 class Lineage(BaseModel):
@@ -41,6 +41,18 @@ class Lineage(BaseModel):
     code_version: str = "unknown"
     parent_version: str | None = None
     trigger: dict[str, Any] = Field(default_factory=lambda: {"type": "manual"})
+
+
+class ExplainerInfo(BaseModel):
+    """How a version's predictions are explained, and its reference's global attribution."""
+
+    method: str = Field(description="tree, linear, permutation, or none (see reason).")
+    output_space: str | None = Field(None, description="probability, log_odds or raw.")
+    reason: str | None = Field(None, description="Why the model cannot be explained.")
+    baseline_rows: int = Field(0, description="Reference rows explained at registration.")
+    importance: dict[str, float] = Field(
+        default_factory=dict, description="Mean |attribution| per feature on the reference.")
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelCard(BaseModel):
@@ -75,6 +87,9 @@ class ModelCard(BaseModel):
         None, description="Smallest mean shift (in reference sd) of one feature the drift "
         "monitor catches within 1,000 records on average at the default false-alarm budget and "
         "the model's default tolerance.",
+    )
+    explainer: ExplainerInfo | None = Field(
+        None, description="The explainer chosen at registration and the baseline attribution."
     )
 
     @property

@@ -33,7 +33,15 @@ import bentoml
 import numpy as np
 import pandas as pd
 
-from models.card import FeatureSpec, Lineage, ModelCard, fingerprint, infer_features
+from models.card import (
+    ExplainerInfo,
+    FeatureSpec,
+    Lineage,
+    ModelCard,
+    fingerprint,
+    infer_features,
+)
+from models.explain import ExplainedBatch, Unexplainable, baseline, build_explainer
 from models.inputs import input_adapter
 from monitoring.calibration import share_rate
 from monitoring.config import MonitorConfig
@@ -48,6 +56,9 @@ from monitoring.reference import (
 CARD_FILE = "card.json"
 ESTIMATOR_FILE = "model.pkl"
 REFERENCE_FILE = "reference.parquet"
+ATTRIBUTIONS_FILE = "attributions.parquet"  # the reference rows' attributions (baseline)
+BASE_COLUMN = "__base__"
+OUTPUT_COLUMN = "__output__"
 DRIFTGATE_LABEL = "driftgate"
 PREDICTION_COLUMN = "__prediction__"
 LABEL_COLUMN = "__label__"
@@ -81,6 +92,12 @@ class RegisteredModel:
 
     def reference(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / REFERENCE_FILE)
+
+    def baseline_attributions(self) -> pd.DataFrame | None:
+        """Per-row attributions of the reference (one column per feature, plus the base
+        value and the explained output), or None when registration stored none."""
+        path = self.path / ATTRIBUTIONS_FILE
+        return pd.read_parquet(path) if path.exists() else None
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "created_at": self.creation_time}
@@ -182,6 +199,7 @@ def register_model(
     ref = pd.concat([ref, predict_frame(estimator, card, ref)], axis=1)
     if source_target is not None:
         ref[LABEL_COLUMN] = source_target.loc[sample.index].to_numpy()
+    attributions = _explain_reference(estimator, card, ref)
     with bentoml.models.create(
         name, labels={DRIFTGATE_LABEL: "1", "task": task}, metadata={"task": task}
     ) as bento_model:
@@ -190,7 +208,36 @@ def register_model(
             pickle.dump(estimator, fh)
         (path / CARD_FILE).write_text(card.model_dump_json(indent=2))
         ref.to_parquet(path / REFERENCE_FILE, index=False)
+        if attributions is not None:
+            attributions.to_parquet(path / ATTRIBUTIONS_FILE, index=False)
     return _entry(bentoml.models.get(bento_model.tag))
+
+
+def attribution_frame(batch: ExplainedBatch) -> pd.DataFrame:
+    """An explained batch as the stored frame: a column per feature, base value, output."""
+    frame = pd.DataFrame(batch.values, columns=batch.features)
+    frame[BASE_COLUMN] = batch.base
+    frame[OUTPUT_COLUMN] = batch.output
+    return frame
+
+
+def _explain_reference(estimator: Any, card: ModelCard, ref: pd.DataFrame) -> pd.DataFrame | None:
+    """Choose the explainer, explain the reference (the baseline) and note both on the card.
+    A model no explainer fits still registers: the card says why (``explainer.reason``)."""
+    try:
+        explainer = build_explainer(estimator, card, ref)
+        batch = baseline(explainer, ref)
+    except Exception as exc:  # any failure of shap on this model: not explainable
+        reason = str(exc) if isinstance(exc, Unexplainable) else f"explaining failed: {exc!r}"
+        card.explainer = ExplainerInfo(method="none", reason=reason)
+        return None
+    importance = np.abs(batch.values).mean(axis=0)
+    card.explainer = ExplainerInfo(
+        method=explainer.method, output_space=explainer.output_space,
+        baseline_rows=len(batch.values), details=explainer.describe(),
+        importance={f: float(v) for f, v in zip(batch.features, importance, strict=True)},
+    )
+    return attribution_frame(batch)
 
 
 MIN_REFERENCE_ROWS = 100

@@ -238,6 +238,10 @@ from service.audit_api import router as audit_router  # noqa: E402 - kept with i
 
 app.include_router(audit_router)
 
+from service.explain_api import router as explain_router  # noqa: E402 - kept with its include
+
+app.include_router(explain_router)
+
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 BENTOML_PREFIXES = ("/static_content/", "/assets/")
 

@@ -4,6 +4,7 @@
     driftgate models list
     driftgate models show churn [--version V]
     driftgate models demo [--if-empty]
+    driftgate models attributions churn [--versions V1,V2] [--json]
     driftgate models promote churn V [--reason WHY]
     driftgate models alias churn stable V
     driftgate models canary churn V --weight 0.1     (or: churn --off)
@@ -107,6 +108,65 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     entry = get_model(args.name, args.version)
     _print({**entry.summary(), "path": str(entry.path), "card": entry.card.model_dump()})
     return 0
+
+
+def cmd_models_attributions(args: argparse.Namespace) -> int:
+    """Global feature attribution per version (baseline and live), side by side."""
+    from models.registry import list_models
+    from service.explain_api import _live, attribution_view
+
+    entries = list_models(args.name)
+    if args.versions:
+        wanted = [v.strip() for v in args.versions.split(",") if v.strip()]
+        unknown = sorted(set(wanted) - {e.version for e in entries})
+        if unknown:
+            print(f"unknown versions of {args.name}: {', '.join(unknown)}", file=sys.stderr)
+            return 1
+        entries = [e for v in wanted for e in entries if e.version == v]
+    if not entries:
+        print(f"unknown model {args.name!r}", file=sys.stderr)
+        return 1
+    try:
+        live = _live(_store(), args.name)
+    except Exception as exc:  # the baselines are on the cards; live needs the store
+        print(f"no live attribution (store: {exc!r})", file=sys.stderr)
+        live = {}
+    view = attribution_view(args.name, entries, live)
+    if args.json:
+        _print(view)
+        return 0
+    print(_attribution_table(view))
+    return 0
+
+
+def _attribution_table(view: dict[str, Any]) -> str:
+    """feature | per version: baseline share (rank) and live share (rank, change)."""
+    versions = view["versions"]
+    header = ["feature"]
+    for v in versions:
+        header += [f"{v['version']} baseline", f"{v['version']} live"]
+    lines = [header]
+    for row in view["features"]:
+        cells = [row["feature"]]
+        for v in versions:
+            base = v["baseline"].get(row["feature"])
+            live = (v["live"] or {}).get(row["feature"])
+            cells.append(f"{base['share']:.1%} (#{base['rank']})" if base else "-")
+            if live and base:
+                change = base["rank"] - live["rank"]
+                cells.append(f"{live['share']:.1%} (#{live['rank']}, {change:+d})")
+            else:
+                cells.append(f"{live['share']:.1%} (#{live['rank']})" if live else "-")
+        lines.append(cells)
+    footer = []
+    for v in versions:
+        method = v["explainer"].get("method")
+        ndcg = "-" if v["ndcg"] is None else f"{v['ndcg']:.3f} (threshold {v['threshold']:.3f})"
+        footer.append(f"{v['version']}: explainer {method}, sampled {v['sampled']}, "
+                      f"nDCG vs baseline {ndcg}" + (", DRIFT" if v["drift_active"] else ""))
+    widths = [max(len(str(r[i])) for r in lines) for i in range(len(header))]
+    table = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines]
+    return "\n".join(table + footer)
 
 
 def cmd_models_demo(args: argparse.Namespace) -> int:
@@ -405,6 +465,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = models.add_parser("demo", help="train and register the demo models")
     demo.add_argument("--if-empty", action="store_true", help="only if no model is registered")
     demo.set_defaults(func=cmd_models_demo)
+    attributions = models.add_parser(
+        "attributions", help="global feature attribution per version, baseline and live")
+    attributions.add_argument("name")
+    attributions.add_argument("--versions", help="comma-separated versions (default: all)")
+    attributions.add_argument("--json", action="store_true")
+    attributions.set_defaults(func=cmd_models_attributions)
     _routing_commands(models, groups)
 
     _rollout_commands(groups)

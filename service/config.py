@@ -170,6 +170,16 @@ class Settings(BaseSettings):
         "to take free ones."
     )
     monitor_batch: int = Field(5_000, description="Records the monitor reads per batch.")
+    explain_sample_rate: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Share of logged records the monitor explains for attribution drift "
+        "(0 switches it off). Unset: per version, as many as fit explain_budget_us per record "
+        "(every record for linear models).",
+    )
+    explain_budget_us: float = Field(
+        10.0, gt=0, description="Unset sample rate: microseconds of explaining per logged "
+        "record the monitor may spend on average.",
+    )
     rollout_eval_seconds: float = Field(
         5.0, gt=0, description="How often the monitor evaluates the gates of running rollouts "
         "(a failed gate rolls back within one interval)."

@@ -30,13 +30,6 @@ limit_connections(SETTINGS.header_timeout_seconds, SETTINGS.keepalive_timeout_se
 bound_endpoint_labels(EndpointTemplates(app.openapi()["paths"]))
 
 
-@bentoml.service(
-    name="driftgate",
-    workers=SETTINGS.workers,
-    traffic={"timeout": 60},
-    metrics={"enabled": True},
-    tracing=bentoml_tracing_config(),
-)
 def _fast_predict_route(cls: type) -> type:
     """Mount the lean ``POST /predict`` ahead of FastAPI unless switched off."""
     if SETTINGS.fast_predict_route:
@@ -44,6 +37,13 @@ def _fast_predict_route(cls: type) -> type:
     return cls
 
 
+@bentoml.service(
+    name="driftgate",
+    workers=SETTINGS.workers,
+    traffic={"timeout": 60},
+    metrics={"enabled": True},
+    tracing=bentoml_tracing_config(),
+)
 @bentoml.asgi_app(app, path="/")
 @_fast_predict_route
 class Gateway:

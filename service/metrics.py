@@ -94,6 +94,8 @@ class MonitorMetrics:
     partition_lag_records: Gauge
     partition_lag_seconds: Gauge
     partition_active: Gauge
+    feature_attribution: Gauge
+    attribution_ndcg: Gauge
 
 
 def monitor_metrics(registry: CollectorRegistry = REGISTRY) -> MonitorMetrics:
@@ -145,6 +147,16 @@ def _monitor_metrics(registry: CollectorRegistry) -> MonitorMetrics:
         label_delay=Histogram(
             "driftgate_label_delay_seconds", "Time from prediction to its label.",
             ["model"], buckets=LABEL_DELAY_BUCKETS, registry=registry,
+        ),
+        feature_attribution=Gauge(
+            "driftgate_feature_attribution",
+            "Global importance (mean |attribution|) of a feature over the sampled window.",
+            ["model", "version", "feature"], multiprocess_mode="mostrecent", registry=registry,
+        ),
+        attribution_ndcg=Gauge(
+            "driftgate_attribution_ndcg",
+            "nDCG of the live feature ranking against the version's reference baseline.",
+            ["model", "version"], multiprocess_mode="mostrecent", registry=registry,
         ),
         webhook_deliveries=Counter(
             "driftgate_webhook_deliveries_total", "Webhook delivery attempts by outcome.",

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.alerts import ALERT_KEY_PREFIX
+from service.attribution_stream import attribution_stream
 from service.config import Settings, monitor_config
 from service.metrics import MonitorMetrics
 from service.monitor_runner import CONSUMER, MonitorRunner
@@ -210,6 +211,7 @@ class MonitorNode:
             self.store, monitor_config(s), self.metrics, retrain=retrain, batch=s.monitor_batch,
             consumer=p.consumer(partition), owns=owns, partition=str(partition),
             status_key=p.status_key(partition), seed=CONSUMER if p.count > 1 else None,
+            attribution=attribution_stream(s),
         )  # fmt: skip
 
     async def _take(self, partition: int, lease: Lease) -> bool:

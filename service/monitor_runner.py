@@ -25,6 +25,7 @@ from models.registry import get_model
 from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
 from monitoring.names import MODEL_STREAM, json_value
 from monitoring.state import SnapshotVersionError
+from service.attribution_stream import KV_ATTRIBUTION, AttributionStream
 from service.metrics import MonitorMetrics, export_effect
 from service.store.base import KeyValueStore, LogStore, MonitorStateStore
 from service.store.entities import Lease
@@ -45,6 +46,8 @@ STALE_SECONDS = 600.0  # a version without records for this long no longer drive
 #: Key-value keys of the monitor's state (read by ``/monitoring/status``).
 KV_MONITOR_STATUS = "monitor:status"
 KV_MODEL_STATUS = "monitor:status:{model}"
+ATTRIBUTION_STATE = "attribution"  # the checkpoint's entry of the attribution stream
+DRIFT_KINDS = {"feature_drift", "multivariate_drift", "prediction_drift"}
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class MonitorRunner:
         partition: str | None = None,
         status_key: str = KV_MONITOR_STATUS,
         seed: str | None = None,
+        attribution: AttributionStream | None = None,
     ) -> None:
         """``fresh`` ignores (and never writes) a checkpoint: for replays. ``models`` limits
         the runner to those models; ``owns`` to the models it accepts (a partition's: the
@@ -129,7 +133,8 @@ class MonitorRunner:
         :attr:`fence` to the lease the runner works under: its checkpoint, events and retrain
         requests are then written only while that lease is held. ``seed`` names a consumer
         whose checkpoint a runner without one of its own starts from (its owned models'
-        detector states): a single monitor split into partitions resumes where it was."""
+        detector states): a single monitor split into partitions resumes where it was.
+        ``attribution`` explains a sample of the records (attribution drift)."""
         self.store = store
         self.config = config
         self.metrics = metrics
@@ -151,6 +156,9 @@ class MonitorRunner:
         self.lag: tuple[int, float] = (0, 0.0)
         self._series: set[tuple[str, ...]] = set()  # gauge label sets this runner has set
         self.monitors: dict[Key, ModelMonitor] = {}
+        self.attribution = attribution
+        self._attributions: list[dict[str, Any]] = []
+        self._caught_up = True  # the last read was not a full batch: explain what is pending
         self.offset = self.label_offset = 0
         self.reload()
 
@@ -162,6 +170,9 @@ class MonitorRunner:
         idempotent, so nothing is lost and nothing is counted twice in the event table.
         """
         self.offset, self.label_offset, self.monitors = 0, 0, {}
+        self._attributions = []
+        if self.attribution is not None:
+            self.attribution.versions = {}
         checkpoint = None if self.fresh else self.store.load_checkpoint(self.consumer)
         if checkpoint is None and self.seed is not None and not self.fresh:
             checkpoint = self.store.load_checkpoint(self.seed)
@@ -171,7 +182,10 @@ class MonitorRunner:
         if checkpoint is not None:
             self.offset = checkpoint.offset
             self.label_offset = checkpoint.label_offset
-            snapshots: dict[Key, bytes] = pickle.loads(checkpoint.state) if checkpoint.state else {}
+            snapshots: dict[Any, bytes] = pickle.loads(checkpoint.state) if checkpoint.state else {}
+            attribution = snapshots.pop(ATTRIBUTION_STATE, None)
+            if attribution is not None and self.attribution is not None:
+                self.attribution.restore(attribution)
             for key, blob in snapshots.items():
                 if self.owns is not None and not self.owns(key[0]):
                     continue
@@ -220,6 +234,7 @@ class MonitorRunner:
             result.records = len(records)
             if self.since is not None:
                 records = [r for r in records if r.ts >= self.since]
+            self._caught_up = result.records < self.batch
             result.events.extend(self._records(records))
         labels = self.store.read_labels_after(self.label_offset, self.batch)
         if labels:
@@ -229,6 +244,9 @@ class MonitorRunner:
             labels = self._own(labels, lambda e: e.record.model)
             result.labels = len(labels)
             result.events.extend(self._labels(labels))
+        if self._attributions and not self.fresh:
+            self.store.attributions_put(self._attributions)
+        self._attributions = []
         if result.events and not self.fresh:
             new = self.store.append_events([e.to_row() for e in result.events], fence=self.fence)
             self._hand_on(result.events, new)
@@ -250,14 +268,38 @@ class MonitorRunner:
 
     def _records(self, records: list[PredictionRecord]) -> list[ModelEvent]:
         groups: dict[Key, list[tuple[str, dict, Any, float]]] = defaultdict(list)
+        originals: dict[Key, list[PredictionRecord]] = defaultdict(list)
         for r in records:
             groups[(r.model, r.version)].append((r.id, r.features, r.prediction, r.ts))
+            originals[(r.model, r.version)].append(r)
         events: list[ModelEvent] = []
         for (model, version), rows in groups.items():
             monitor = self.monitor_for(model, version)
-            if monitor is not None:
-                events.extend(ModelEvent(model, version, e) for e in monitor.update_many(rows))
+            if monitor is None:
+                continue
+            found = monitor.update_many(rows)
+            if self.attribution is not None:
+                found = self._attribute(model, version, originals[(model, version)], found)
+            events.extend(ModelEvent(model, version, e) for e in found)
         return events
+
+    def _attribute(self, model: str, version: str, records: list[PredictionRecord],
+                   found: list[MonitorEvent]) -> list[MonitorEvent]:
+        """Explain the version's sampled records; drift events get each drifted feature's
+        current attribution weight (its share of the model's importance)."""
+        assert self.attribution is not None
+        try:
+            extra, rows = self.attribution.process(model, version, records, self._caught_up)
+        except Exception:  # an unexplainable version must not stop the monitor
+            log.exception("attribution of %s:%s failed", model, version)
+            extra, rows = [], []
+        self._attributions.extend(rows)
+        weights = self.attribution.weights(model, version)
+        if weights:
+            for event in found:
+                if event.kind in DRIFT_KINDS and event.feature in weights:
+                    event.details["attribution_weight"] = weights[event.feature]
+        return sorted([*found, *extra], key=lambda e: e.ts)
 
     def _labels(self, labels: list[Any]) -> list[ModelEvent]:
         events: list[ModelEvent] = []
@@ -344,6 +386,21 @@ class MonitorRunner:
             if records_seen:
                 m.label_coverage.labels(model).set(min(1.0, labels_seen / records_seen))
                 self._series.add(("label_coverage", model))
+        if self.attribution is not None:
+            self._export_attribution(m)
+
+    def _export_attribution(self, m: MonitorMetrics) -> None:
+        assert self.attribution is not None
+        for (model, version), state in self.attribution.versions.items():
+            if state.monitor is None or not state.monitor.seen:
+                continue
+            for feature, value in state.monitor.importance().items():
+                m.feature_attribution.labels(model, version, feature).set(value)
+                self._series.add(("feature_attribution", model, version, feature))
+            score = state.monitor.scores.get("baseline")
+            if score is not None:
+                m.attribution_ndcg.labels(model, version).set(score)
+                self._series.add(("attribution_ndcg", model, version))
 
     def retire_metrics(self) -> None:
         """Withdraw the gauges this runner set (its partition moved to another process,
@@ -353,7 +410,9 @@ class MonitorRunner:
         if m is None:
             return
         gauges = {"performance": m.performance, "drift_score": m.drift_score,
-                  "drift_active": m.drift_active, "label_coverage": m.label_coverage}
+                  "drift_active": m.drift_active, "label_coverage": m.label_coverage,
+                  "feature_attribution": m.feature_attribution,
+                  "attribution_ndcg": m.attribution_ndcg}
         if self.partition is not None:
             self._series |= {("partition_lag_records", self.partition),
                              ("partition_lag_seconds", self.partition)}
@@ -367,7 +426,10 @@ class MonitorRunner:
         self._series.clear()
 
     def checkpoint(self) -> None:
-        state = pickle.dumps({k: m.snapshot() for k, m in self.monitors.items()})
+        snapshots: dict[Any, bytes] = {k: m.snapshot() for k, m in self.monitors.items()}
+        if self.attribution is not None:
+            snapshots[ATTRIBUTION_STATE] = self.attribution.snapshot()
+        state = pickle.dumps(snapshots)
         self.store.save_checkpoint(self.consumer, self.offset, self.label_offset, state,
                                    fence=self.fence)
         lag_records, lag_seconds = self.store.lag(self.offset, self.models, self.others or None)
@@ -385,3 +447,8 @@ class MonitorRunner:
             per_model[model][version] = monitor.status().to_dict()
         for model, versions in per_model.items():
             self.store.kv_set(KV_MODEL_STATUS.format(model=model), {"versions": versions})
+        if self.attribution is not None:
+            for model in self.attribution.models():
+                self.store.kv_set(KV_ATTRIBUTION.format(model=model),
+                                  {"updated_at": time.time(),
+                                   "versions": self.attribution.status(model)})

@@ -35,6 +35,9 @@ PERF = "driftgate_model_performance"
 COVERAGE = "driftgate_label_coverage_ratio"
 FEEDBACK = "driftgate_feedback_total"
 DELAY = "driftgate_label_delay_seconds_bucket"
+ATTRIBUTION = "driftgate_feature_attribution"
+NDCG = "driftgate_attribution_ndcg"
+ATTRIBUTION_BY_VERSION = "Feature attribution by version"
 WEIGHT = "driftgate_rollout_weight"
 GATE = "driftgate_rollout_gate"
 DECISIONS = "driftgate_rollout_decisions_total"
@@ -158,6 +161,33 @@ def build() -> dm.Dashboard:
                 w=24,
                 h=7,
             ).decimals(4),
+            row("Attribution (what the model leans on)"),
+            timeseries_panel(
+                ATTRIBUTION_BY_VERSION,
+                "Global importance of each feature (mean |SHAP attribution| over the monitor's "
+                "sliding window of sampled predictions, in the model's output unit) per model "
+                "version. Versions side by side show whether a new version reasons like the "
+                "last one; a feature whose line collapses lost its weight in the model (a "
+                "retrain without its signal, a broken upstream column), a feature rising to "
+                "the top deserves a look at its drift. The baseline of each version is in "
+                "GET /models/{name}/attributions and `driftgate models attributions NAME`.",
+                [Q(f"max by (model, version, feature) ({ATTRIBUTION}{{{MODEL_VERSION}}})",
+                   "{{model}} {{version}} {{feature}}")],
+                w=16,
+            ).min(0),
+            share_axis(
+                timeseries_panel(
+                    "Attribution ranking vs baseline (nDCG)",
+                    "nDCG of the live feature ranking against the version's reference "
+                    "baseline (1 = same order). Below its calibrated threshold (in "
+                    "/monitoring/status and the attribution_drift event) the model leans on "
+                    "different features than it did on its reference data: an "
+                    "attribution_drift event names the features that moved.",
+                    [Q(f"min by (model, version) ({NDCG}{{{MODEL_VERSION}}})",
+                       "{{model}} {{version}}")],
+                    w=8,
+                )
+            ),
             row("Labels (feedback)"),
             share_axis(
                 timeseries_panel(

@@ -88,7 +88,16 @@ class LogStore(Protocol):
         with_labels: bool = False,
         version: str | None = None,
     ) -> pd.DataFrame:
-        """Predictions of ``model`` with ``since <= ts < until`` as a DataFrame."""
+        """Predictions of ``model`` with ``since <= ts < until`` as a DataFrame (with the
+        ``attributions`` of the records the monitor explained, None for the others)."""
+
+    def attributions_put(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store attributions of sampled records (``id``, ``model``, ``version``, ``ts``,
+        ``doc``); idempotent per id. ``export`` returns them in its ``attributions``
+        column."""
+
+    def attributions_get(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored attributions by prediction id (ids without one are left out)."""
 
     def prune(
         self,

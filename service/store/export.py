@@ -21,14 +21,16 @@ META_COLUMNS = (
 
 def records_to_frame(records: Sequence[PredictionRecord]) -> pd.DataFrame:
     """One row per record: the meta columns, then one column per feature (in first-seen
-    order; a feature whose name clashes with a meta column is prefixed ``feature__``).
+    order; a feature whose name clashes with a meta column, or with ``attributions`` that
+``Store.export`` adds, is prefixed ``feature__``).
     ``probabilities`` holds dicts (or None)."""
     meta = {col: [getattr(r, col) for r in records] for col in META_COLUMNS}
     names: dict[str, None] = {}
     for r in records:
         names.update(dict.fromkeys(r.features))
     feats = {
-        (f"feature__{n}" if n in meta else n): [r.features.get(n) for r in records] for n in names
+        (f"feature__{n}" if n in meta or n == "attributions" else n):
+        [r.features.get(n) for r in records] for n in names
     }
     frame = pd.DataFrame({**meta, **feats})
     if not records:

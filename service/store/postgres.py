@@ -28,6 +28,7 @@ import psycopg
 from service.secrets import redact_dsn
 from service.store import codec
 from service.store.access import POSTGRES_ACCESS_STATEMENTS
+from service.store.attributions import POSTGRES_ATTRIBUTION_SCHEMA
 from service.store.leases import LEASE_SCHEMA
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
@@ -161,7 +162,8 @@ class PostgresStore(SqlStoreBase):
                  (POSTGRES_ROUTING_SCHEMA.split(";"), "routing_history"),
                  (POSTGRES_ROLLOUT_SCHEMA.split(";"), "rollouts"),
                  (LEASE_SCHEMA.split(";"), "leases"),
-                 (POSTGRES_ACCESS_STATEMENTS, "audit"))
+                 (POSTGRES_ACCESS_STATEMENTS, "audit"),
+                 (POSTGRES_ATTRIBUTION_SCHEMA.split(";"), "attributions"))
         for statements, last_table in parts:
             with self._read() as cur:
                 if _schema_exists(cur, last_table):

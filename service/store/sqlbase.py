@@ -18,6 +18,7 @@ import pandas as pd
 
 from service.store import codec
 from service.store.access import AccessTables
+from service.store.attributions import AttributionTables
 from service.store.entities import Checkpoint, LabelEvent, LabelResult, Lease, OutboxItem
 from service.store.export import records_to_frame
 from service.store.leases import LeaseTables
@@ -39,10 +40,11 @@ _EVENT_COLS = (
     "id, model, version, kind, feature, detector, statistic, threshold, record_id, ts, details"
 )
 _PRUNE_CHUNK = 5000
+ATTRIBUTIONS_COLUMN = "attributions"  # of export(): the sampled records' attributions
 _IN_CHUNK = 500
 
 
-class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables):
+class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, AttributionTables):
     """Shared implementation of :class:`service.store.base.Store`."""
 
     url: str
@@ -345,7 +347,12 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables):
         )
         with self._read() as cur:
             records = [self._record(r) for r in self._select(cur, sql, params)]
-        return records_to_frame(records)
+        frame = records_to_frame(records)
+        # the attributions of the records the monitor sampled (None for the others)
+        found = self.attributions_get([r.id for r in records]) if records else {}
+        frame.insert(frame.columns.get_loc("label_ts") + 1, ATTRIBUTIONS_COLUMN,
+                     [found.get(r.id) for r in records])
+        return frame
 
     def prune(
         self,
@@ -374,6 +381,7 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables):
             deleted += n
             if n < _PRUNE_CHUNK:
                 break
+        self._prune_attributions(cutoff)
         if keep_after_label_offset is not None:
             with self._write() as cur:
                 cur.execute(

@@ -25,6 +25,7 @@ from typing import Any
 
 from service.store import codec
 from service.store.access import SQLITE_ACCESS_STATEMENTS
+from service.store.attributions import SQLITE_ATTRIBUTION_SCHEMA
 from service.store.leases import LEASE_SCHEMA
 from service.store.pool import ConnectionPool
 from service.store.records import PredictionRecord
@@ -160,7 +161,8 @@ class SQLiteStore(SqlStoreBase):
     def _init_schema(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._write() as cur:
-            schema = ";".join((SCHEMA, SQLITE_ROUTING_SCHEMA, SQLITE_ROLLOUT_SCHEMA, LEASE_SCHEMA))
+            schema = ";".join((SCHEMA, SQLITE_ROUTING_SCHEMA, SQLITE_ROLLOUT_SCHEMA, LEASE_SCHEMA,
+                               SQLITE_ATTRIBUTION_SCHEMA))
             for stmt in [*schema.split(";"), *SQLITE_ACCESS_STATEMENTS]:
                 if stmt.strip():
                     cur.execute(stmt)

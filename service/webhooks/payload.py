@@ -72,6 +72,10 @@ def drift_evidence(events: Iterable[MonitorEvent]) -> dict[str, Any]:
     >>> ev = drift_evidence([MonitorEvent("feature_drift", "x", "cusum", 25.0, 24.0, "r-1", 5.0)])
     >>> ev["features"][0]["detector"], ev["window"]["first_prediction_id"]
     ('cusum', 'r-1')
+    >>> weighted = drift_evidence([MonitorEvent("feature_drift", "x", "cusum", 25.0, 24.0,
+    ...                                         "r-1", 5.0, {"attribution_weight": 0.4})])
+    >>> weighted["features"][0]["attribution_weight"]
+    0.4
     """
     ordered = sorted(events, key=lambda e: e.ts)
     features = [
@@ -83,6 +87,8 @@ def drift_evidence(events: Iterable[MonitorEvent]) -> dict[str, Any]:
             "threshold": json_value(e.threshold),
             "prediction_id": e.record_id,
             "ts": e.ts,
+            # the feature's share of the model's importance when it drifted (if explained)
+            **_weight(e.details.get("attribution_weight") if e.details else None),
         }
         for e in ordered
     ]
@@ -95,6 +101,10 @@ def drift_evidence(events: Iterable[MonitorEvent]) -> dict[str, Any]:
             "last_ts": ordered[-1].ts,
         }
     return evidence
+
+
+def _weight(value: Any) -> dict[str, Any]:
+    return {} if value is None else {"attribution_weight": json_value(value)}
 
 
 def alert_evidence(
