@@ -46,7 +46,7 @@ ROUTE_SCOPES: dict[tuple[str, str], Rule] = {
     ("GET", "/v2/models/{name}/ready"): Rule(PREDICT, "path"),
     ("GET", "/v2/models/{name}/versions/{version}/ready"): Rule(PREDICT, "path"),
     ("POST", "/explain"): Rule(PREDICT, "body"),
-    ("GET", "/predictions/{id}/explanation"): Rule(PREDICT, "all"),
+    ("GET", "/predictions/{prediction_id}/explanation"): Rule(PREDICT, "all"),
     ("POST", "/feedback"): Rule(FEEDBACK, "body"),
     ("GET", "/models"): Rule(READ, "all"),
     ("GET", "/models/{name}"): Rule(READ, "path"),
