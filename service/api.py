@@ -41,7 +41,7 @@ from service.openapi_docs import AlertmanagerPayload, errors, json_body
 from service.partitions import Partitioning
 from service.request_metrics import BENTOML_PATHS
 from service.store.base import Store
-from service.times import parse_time
+from service.times import since_parameter
 from service.v2 import infer_router as v2_infer_router
 from service.v2 import router as v2_router
 
@@ -200,10 +200,7 @@ async def monitoring_events(
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> JSONResponse:
     store = require_store(ctx)
-    try:
-        start = parse_time(since)
-    except ValueError as exc:
-        raise APIError(422, "invalid_request", str(exc), {"parameter": "since"}) from None
+    start = since_parameter(since)
     events = await to_thread.run_sync(lambda: store.read_events(model, start, limit))
     return JSONResponse({"events": events})
 

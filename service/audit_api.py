@@ -7,10 +7,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from service.api_context import Context, require_store
-from service.errors import APIError
 from service.http import GuardedRoute
 from service.openapi_docs import errors
-from service.times import parse_time
+from service.times import since_parameter
 
 router = APIRouter(tags=["access"], route_class=GuardedRoute)
 
@@ -24,9 +23,6 @@ async def audit(
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> JSONResponse:
     store = require_store(ctx)
-    try:
-        start = parse_time(since)
-    except ValueError as exc:
-        raise APIError(422, "invalid_request", str(exc), {"parameter": "since"}) from None
+    start = since_parameter(since)
     records = await to_thread.run_sync(lambda: store.audit_read(start, action, limit))
     return JSONResponse({"audit": [r.as_json() for r in records]})

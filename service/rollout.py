@@ -333,31 +333,18 @@ class Rollouts:
     # -- decisions -------------------------------------------------------------------------
     def _advance(self, row: RolloutRow, doc: dict[str, Any]) -> dict[str, Any]:
         evidence = {"gates": doc["gates"], "window": doc["window"]}
+        admin = self._admin(doc)
         if self._phase(doc) == SHADOW_PHASE:  # the shadow step passed: the canary steps
             weight = doc["steps"][0]
-            self._admin(doc).shadow_to_canary(
-                doc["model"], doc["version"], weight,
-                self._why(doc, f"shadow step passed: canary weight {weight:g}"))
-            doc.update(phase=CANARY_PHASE, step=0, step_started_at=self.clock(), looks=0,
-                       performance_p=1.0)
-            if not self.store.rollout_update(row.id, RUNNING, doc):
-                self._end_canary(doc, "rollout ended while stepping")
-                return doc
-            self._event(doc, STEP_EVENT, {"weight": weight, "phase": CANARY_PHASE, **evidence})
-            self._set_weight(doc, weight)
-            return doc
+            admin.shadow_to_canary(doc["model"], doc["version"], weight, self._why(
+                doc, f"shadow step passed: canary weight {weight:g}"))
+            return self._stepped(row, doc, 0, weight, evidence)
         nxt = doc["step"] + 1
         if nxt < len(doc["steps"]):
             weight = doc["steps"][nxt]
-            self._admin(doc).canary(doc["model"], doc["version"], weight,
-                                    self._why(doc, f"step {nxt + 1}: weight {weight:g}"))
-            doc.update(step=nxt, step_started_at=self.clock(), looks=0, performance_p=1.0)
-            if not self.store.rollout_update(row.id, RUNNING, doc):
-                self._end_canary(doc, "rollout ended while stepping")
-                return doc
-            self._event(doc, STEP_EVENT, {"weight": weight, "phase": CANARY_PHASE, **evidence})
-            self._set_weight(doc, weight)
-            return doc
+            admin.canary(doc["model"], doc["version"], weight,
+                         self._why(doc, f"step {nxt + 1}: weight {weight:g}"))
+            return self._stepped(row, doc, nxt, weight, evidence)
         reason = self._why(doc, "every step passed: promoted")
         self._admin(doc).promote(doc["model"], doc["version"], reason)
         advisory = sorted({g["gate"] for g in doc["gates"] if not g["passed"]})
@@ -371,6 +358,18 @@ class Rollouts:
                                              "rollout": doc["id"], "by": doc["actor"],
                                              "baseline": doc["baseline"], "evidence": evidence}])
             self._finish(doc, PROMOTED_EVENT, PROMOTED)
+        return doc
+
+    def _stepped(self, row: RolloutRow, doc: dict[str, Any], step: int, weight: float,
+                 evidence: dict[str, Any]) -> dict[str, Any]:
+        """Record that canary step ``step`` (weight already routed) has begun."""
+        doc.update(phase=CANARY_PHASE, step=step, step_started_at=self.clock(), looks=0,
+                   performance_p=1.0)
+        if not self.store.rollout_update(row.id, RUNNING, doc):
+            self._end_canary(doc, "rollout ended while stepping")
+            return doc
+        self._event(doc, STEP_EVENT, {"weight": weight, "phase": CANARY_PHASE, **evidence})
+        self._set_weight(doc, weight)
         return doc
 
     def _roll_back(

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from service.errors import APIError
+
 
 def parse_time(text: str | None) -> float | None:
     """Unix seconds from a number or an ISO 8601 date/time (UTC if no zone is given)."""
@@ -37,3 +39,11 @@ def parse_time(text: str | None) -> float | None:
     if not math.isfinite(seconds):
         raise ValueError(f"{text!r} is not a finite number of seconds")
     return seconds
+
+
+def since_parameter(text: str | None) -> float | None:
+    """A ``since`` query parameter as unix seconds; 422 ``invalid_request`` if unreadable."""
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise APIError(422, "invalid_request", str(exc), {"parameter": "since"}) from None
