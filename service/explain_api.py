@@ -111,6 +111,12 @@ async def prediction_explanation(prediction_id: str, ctx: Context) -> JSONRespon
         raise not_found("unknown_prediction", f"no logged prediction {prediction_id!r}")
     record = found[0]
     entry = _registered(record.model, record.version)
+    private = [f.name for f in entry.card.features if f.pii is not None]
+    if private:
+        raise APIError(422, "unexplainable", f"{entry.tag} cannot be explained from the log: "
+                       f"personal data {private} is not stored as given (pii); send the row "
+                       "to POST /explain instead",
+                       {"model": entry.name, "version": entry.version, "pii": private})
     loaded = _loaded(ctx, entry)
     explainer = await to_thread.run_sync(
         EXPLAINERS.get, entry, loaded.estimator if loaded is not None else None)

@@ -73,6 +73,9 @@ def test_pii_features_are_dropped_or_hashed_in_store_and_export_and_drift_still_
         assert not set(frame["sex"]) & set(X["sex"])
         assert set(frame["sex"]).__len__() == X["sex"].nunique()  # one token per value
         assert "female" not in json.dumps([r.features for r in records])
+        explained = client.get(f"/predictions/{ids[0]}/explanation")
+        assert explained.status_code == 422, explained.text  # not from the log: say why
+        assert explained.json()["error"]["details"]["pii"] == ["sex", "bp"]
 
         runner = MonitorRunner(store, MonitorConfig(quality_events=False), None, batch=300)
         events: list[dict] = []
