@@ -192,7 +192,10 @@ def rollout(url: str, name: str, version: str, **extra: object) -> dict:
 def test_rollouts_on_two_gateways_sharing_the_store(fleet: Fleet):
     name = fresh_name("e2e-fleet-ro")
     base = register_classifier(name)
-    good = register_classifier(name, 0.5).version
+    # a good version answers as the base does: the load cycles a fixed set of reference rows,
+    # so a version that answers a few of them differently differs systematically and its
+    # answers gate rolls it back (by design), sooner or later depending on the sampling
+    good = register_classifier(name).version
     bad = register_constant(name).version
     revision, sent = change(fleet.urls[0], name, "put", default=base.version, reason="e2e")
     assert wait_applied(fleet.urls, revision, sent) < LIMIT
@@ -204,8 +207,8 @@ def test_rollouts_on_two_gateways_sharing_the_store(fleet: Fleet):
     finally:
         answers = load.stop()
     assert [a for a in answers if a.status != 200] == []
-    assert promoted["status"] == "promoted", promoted["gates"]
-    assert shadowed["status"] == "rolled_back", shadowed["gates"]
+    assert promoted["status"] == "promoted", (promoted["decision"], promoted["gates"])
+    assert shadowed["status"] == "rolled_back", (shadowed["decision"], shadowed["gates"])
     assert "agreement" in shadowed["decision"] and shadowed["phase"] == "shadow"
     served = {a.url: set() for a in answers}
     for answer in answers:
