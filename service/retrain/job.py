@@ -82,7 +82,8 @@ class RetrainRequest:
         """What raised the alarm: the monitor events (ids), features and the window."""
         evidence = self.payload.get("evidence") or {}
         return {"trigger": self.payload.get("trigger"),
-                "monitor_event_ids": evidence.get("monitor_event_ids", []),
+                "monitor_event_ids": [],  # found in the store by the job: the evidence
+                # names the alarm's prediction ids and features, not event ids
                 "features": evidence.get("features", []), "window": self.window,
                 "alerts": [a.get("fingerprint") for a in evidence.get("alerts", [])]}
 
@@ -117,11 +118,10 @@ class RetrainJob:
         model, wid = request.model, request.webhook_id
         base = {"webhook_id": wid, "event_id": request.event_id, "trainer": self.trainer_name}
         alarm = request.alarm()
-        if not alarm["monitor_event_ids"]:
-            try:
-                alarm["monitor_event_ids"] = self.io.alarm_event_ids(model, alarm["features"])
-            except Exception:  # the lineage then names the alarm by its evidence only
-                log.exception("could not find the alarm's events of %s", model)
+        try:
+            alarm["monitor_event_ids"] = self.io.alarm_event_ids(model, alarm["features"])
+        except Exception:  # the lineage then names the alarm by its evidence only
+            log.exception("could not find the alarm's events of %s", model)
         self.io.event(model, request.payload.get("version"), STARTED, wid,
                       {**base, "alarm": alarm})
         try:
