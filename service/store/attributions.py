@@ -57,8 +57,9 @@ class AttributionTables(SqlHooks):
         return out
 
     def _prune_attributions(self, cutoff: float) -> None:
-        """Forget the attributions of records older than ``cutoff`` whose record is gone."""
+        """Forget attributions older than ``cutoff`` and than the oldest record kept."""
         with self._write() as cur:
             cur.execute(self._q(
-                "DELETE FROM attributions WHERE ts < ? AND NOT EXISTS"
-                " (SELECT 1 FROM predictions p WHERE p.id = attributions.id)"), (cutoff,))
+                "DELETE FROM attributions WHERE ts < ? AND ts < coalesce("
+                "(SELECT ts FROM prediction_blocks ORDER BY log_offset LIMIT 1), ?)"),
+                (cutoff, cutoff))

@@ -19,19 +19,17 @@ amortizes over the batch. The label stream uses its own counter the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
 from service.secrets import redact_dsn
-from service.store import codec
 from service.store.access import POSTGRES_ACCESS_STATEMENTS
 from service.store.attributions import POSTGRES_ATTRIBUTION_SCHEMA
 from service.store.leases import LEASE_SCHEMA
 from service.store.pool import ConnectionPool
-from service.store.records import PredictionRecord
 from service.store.rollouts import POSTGRES_ROLLOUT_SCHEMA
 from service.store.routing import POSTGRES_ROUTING_SCHEMA
 from service.store.sqlbase import SqlStoreBase
@@ -41,24 +39,29 @@ __all__ = ["PostgresStore"]
 _SCHEMA_LOCK = 0x64726966  # advisory lock key serializing concurrent schema creation
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
+CREATE TABLE IF NOT EXISTS prediction_blocks (
     log_offset bigint PRIMARY KEY,
-    id text NOT NULL UNIQUE,
-    request_id text,
-    trace_id text,
+    n integer NOT NULL,
+    first_id text NOT NULL,
+    last_id text NOT NULL,
     ts double precision NOT NULL,
     model text NOT NULL,
     version text NOT NULL,
     arm text NOT NULL,
-    features jsonb NOT NULL,
-    prediction jsonb,
-    probabilities jsonb,
+    request_id text,
+    trace_id text,
     latency_ms double precision,
+    data bytea NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS prediction_blocks_first_id ON prediction_blocks (first_id);
+CREATE INDEX IF NOT EXISTS prediction_blocks_model_ts ON prediction_blocks (model, ts);
+CREATE TABLE IF NOT EXISTS labels (
+    prediction_id text PRIMARY KEY,
+    log_offset bigint NOT NULL,
     label jsonb,
     label_ts double precision
 );
-CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions (model, ts);
-CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
+CREATE INDEX IF NOT EXISTS labels_log_offset ON labels (log_offset);
 CREATE TABLE IF NOT EXISTS label_events (
     label_offset bigint PRIMARY KEY,
     prediction_id text NOT NULL,
@@ -124,8 +127,8 @@ INSERT INTO log_counters (stream, next_offset) VALUES ('predictions', 1), ('labe
 """
 
 _COPY = (
-    "COPY predictions (log_offset, id, request_id, trace_id, ts, model, version, arm,"
-    " features, prediction, probabilities, latency_ms, label, label_ts) FROM STDIN"
+    "COPY prediction_blocks (log_offset, n, first_id, last_id, ts, model, version, arm,"
+    " request_id, trace_id, latency_ms, data) FROM STDIN"
 )
 _TAKE = (
     "UPDATE log_counters SET next_offset = next_offset + %s WHERE stream = %s"
@@ -158,7 +161,7 @@ class PostgresStore(SqlStoreBase):
         """Create the schema once; concurrent openers serialize on an advisory lock and
         skip the DDL when it exists (``CREATE INDEX IF NOT EXISTS`` would still lock the
         tables and could deadlock with a writer holding the counter row)."""
-        parts = ((SCHEMA.split(";"), "log_counters"),
+        parts = ((SCHEMA.split(";"), "labels"),
                  (POSTGRES_ROUTING_SCHEMA.split(";"), "routing_history"),
                  (POSTGRES_ROLLOUT_SCHEMA.split(";"), "rollouts"),
                  (LEASE_SCHEMA.split(";"), "leases"),
@@ -206,22 +209,10 @@ class PostgresStore(SqlStoreBase):
         cur.execute(_TAKE, (n, stream, n))
         return int(cur.fetchone()[0])
 
-    def append(self, records: Sequence[PredictionRecord]) -> None:
-        """Insert ``records`` in one transaction with COPY."""
-        if not records:
-            return
-        dumps = codec.dumps
-        with self._write() as cur:
-            base = self._tx_base(cur, "predictions", len(records))
-            with cur.copy(_COPY) as copy:
-                for i, r in enumerate(records):
-                    copy.write_row((
-                        base + i, r.id, r.request_id, r.trace_id, r.ts, r.model, r.version,
-                        r.arm, dumps(r.features), dumps(r.prediction), dumps(r.probabilities),
-                        r.latency_ms, dumps(r.label), r.label_ts,
-                    ))  # fmt: skip
-        for i, r in enumerate(records):
-            r.offset = base + i
+    def _insert_blocks(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        with cur.copy(_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def close(self) -> None:
         self._pool.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 from service.store import codec
 from service.store.access import insert_audit
+from service.store.blocks import BLOCK_COLS
 from service.store.entities import RolloutConflict, RolloutRow, WindowRow
 from service.store.sqlhooks import SqlHooks
 
@@ -103,9 +104,15 @@ class RolloutTables(SqlHooks):
         params: list[Any] = [model, since]
         for arm, version in arms.items():
             params += [arm, version]
-        sql = ("SELECT arm, prediction, latency_ms, label, request_id FROM predictions"
+        sql = (f"SELECT {BLOCK_COLS} FROM prediction_blocks"
                f" WHERE model = ? AND ts >= ? AND ({match}) ORDER BY log_offset")
         with self._read() as cur:
-            rows = self._select(cur, sql, params)
-        j = self._json
-        return [WindowRow(r[0], j(r[1]), float(r[2] or 0.0), j(r[3]), r[4]) for r in rows]
+            blocks = [self._block(r) for r in self._select(cur, sql, params)]
+            self._attach_labels(cur, blocks)
+        out = []
+        for b in blocks:
+            latency = float(b.latency_ms or 0.0)
+            for rid, prediction in zip(b.ids, b.predictions, strict=True):
+                label = b.labels.get(rid, (None, None))[0]
+                out.append(WindowRow(b.arm, prediction, latency, label, b.request_id))
+        return out

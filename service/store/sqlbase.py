@@ -19,6 +19,7 @@ import pandas as pd
 from service.store import codec
 from service.store.access import AccessTables
 from service.store.attributions import AttributionTables
+from service.store.blocks import BLOCK_COLS, MAX_ID_SPAN_MS, RecordBlock, as_blocks, id_ms
 from service.store.entities import Checkpoint, LabelEvent, LabelResult, Lease, OutboxItem
 from service.store.export import records_to_frame
 from service.store.leases import LeaseTables
@@ -26,12 +27,23 @@ from service.store.records import PredictionRecord
 from service.store.rollouts import RolloutTables
 from service.store.routing import RoutingTables
 
-__all__ = ["SqlStoreBase", "PRED_COLS"]
+__all__ = ["SqlStoreBase"]
 
-PRED_COLS = (
-    "log_offset, id, request_id, trace_id, ts, model, version, arm, features, prediction, "
-    "probabilities, latency_ms, label, label_ts"
+_INSERT_BLOCK = (
+    "INSERT INTO prediction_blocks (log_offset, n, first_id, last_id, ts, model, version, arm,"
+    " request_id, trace_id, latency_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_UPSERT_LABEL = (
+    "INSERT INTO labels (prediction_id, log_offset, label, label_ts) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label,"
+    " label_ts = excluded.label_ts"
+)
+# blocks holding records after the offset: the block the offset falls in, and later ones
+_FROM_OFFSET = (
+    "log_offset >= coalesce((SELECT max(log_offset) FROM prediction_blocks"
+    " WHERE log_offset <= ?), 0) AND log_offset + n - 1 > ?"
+)
+_BLOCK_PAGE = 256
 _OUTBOX_COLS = (
     "id, event_id, endpoint, model, payload, status, attempts, next_attempt_at, lease_until, "
     "last_error, created_at, delivered_at"
@@ -75,15 +87,19 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
     def close(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _take_log_offsets(self, cur: Any, n: int) -> int:
+        """Reserve ``n`` offsets of the prediction log in the current write transaction
+        (the counter row stays locked until it ends, so offsets commit in order)."""
+        base = self._tx_base(cur, "predictions", n)
+        assert base is not None
+        return base
+
+    def _insert_blocks(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        cur.executemany(self._q(_INSERT_BLOCK), rows)
+
     # -- helpers -----------------------------------------------------------------------
-    def _record(self, row: Sequence[Any]) -> PredictionRecord:
-        j = self._json
-        return PredictionRecord(
-            offset=row[0], id=row[1], request_id=row[2], trace_id=row[3], ts=row[4],
-            model=row[5], version=row[6], arm=row[7], features=j(row[8]),
-            prediction=j(row[9]), probabilities=j(row[10]), latency_ms=row[11],
-            label=j(row[12]), label_ts=row[13],
-        )  # fmt: skip
+    def _block(self, row: Sequence[Any]) -> RecordBlock:
+        return RecordBlock.from_row(row)
 
     def _select(self, cur: Any, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         cur.execute(self._q(sql), tuple(params))
@@ -94,57 +110,146 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
         for i in range(0, len(seq), size):
             yield seq[i : i + size]
 
+    def _attach_labels(self, cur: Any, blocks: list[RecordBlock]) -> None:
+        """Fill ``block.labels`` from the labels table (one range query)."""
+        if not blocks:
+            return
+        lo = min(b.offset or 0 for b in blocks)
+        hi = max(b.last_offset or 0 for b in blocks)
+        by_offset = {b.offset: b for b in blocks}
+        for pid, off, label, label_ts in self._select(
+                cur, "SELECT prediction_id, log_offset, label, label_ts FROM labels"
+                " WHERE log_offset >= ? AND log_offset <= ?", [lo, hi]):
+            block = by_offset.get(off)
+            if block is not None:
+                block.labels[pid] = (self._json(label), label_ts)
+
     # -- predictions -------------------------------------------------------------------
+    def append(self, records: Sequence[PredictionRecord | RecordBlock]) -> None:
+        """Commit ``records`` (records and/or blocks) in one transaction as blocks; sets each
+        record's and block's ``offset``."""
+        blocks = as_blocks(records)
+        if not blocks:
+            return
+        total = sum(len(b) for b in blocks)
+        with self._write() as cur:
+            base = self._take_log_offsets(cur, total)
+            rows: list[tuple[Any, ...]] = []
+            labels: list[tuple[Any, ...]] = []
+            at = base
+            for b in blocks:
+                rows.append((at, len(b), min(b.ids), max(b.ids), b.ts, b.model, b.version,
+                             b.arm, b.request_id, b.trace_id, b.latency_ms, b.encode()))
+                labels.extend((pid, at, codec.dumps(lab), lts)
+                              for pid, (lab, lts) in b.labels.items())
+                at += len(b)
+            self._insert_blocks(cur, rows)
+            if labels:
+                cur.executemany(self._q(_UPSERT_LABEL), labels)
+        at = base
+        for item in records:
+            item.offset = at
+            at += len(item) if isinstance(item, RecordBlock) else 1
+        at = base
+        for b in blocks:
+            b.offset = at
+            at += len(b)
+
+    def read_blocks_after(
+        self, offset: int, limit: int, models: set[str] | None = None,
+        exclude: set[str] | None = None,
+    ) -> list[RecordBlock]:
+        """The records of :meth:`read_after` as blocks (the first may start inside a block,
+        the last is cut at ``limit`` records); labels are not attached."""
+        params: list[Any] = [offset, offset]
+        where = _model_filter(models, exclude, params)
+        if where is None or limit <= 0:
+            return []
+        out: list[RecordBlock] = []
+        count, after = 0, offset
+        page = max(1, min(limit, _BLOCK_PAGE))
+        with self._read() as cur:
+            while count < limit:
+                params[0] = params[1] = after
+                sql = (f"SELECT {BLOCK_COLS} FROM prediction_blocks WHERE {_FROM_OFFSET}{where}"
+                       " ORDER BY log_offset LIMIT ?")
+                rows = self._select(cur, sql, [*params, page])
+                for row in rows:
+                    block = self._block(row)
+                    start = max(0, after - int(row[0]) + 1)
+                    part = block.slice(start, start + limit - count)
+                    out.append(part)
+                    count += len(part)
+                    if count >= limit:
+                        break
+                if len(rows) < page or count >= limit:
+                    break
+                after = out[-1].last_offset or after
+        return out
+
     def read_after(
         self, offset: int, limit: int, models: set[str] | None = None,
         exclude: set[str] | None = None,
     ) -> list[PredictionRecord]:
-        sql = f"SELECT {PRED_COLS} FROM predictions WHERE log_offset > ?"
-        params: list[Any] = [offset]
-        where = _model_filter(models, exclude, params)
-        if where is None:
-            return []
-        sql += f"{where}{self._horizon('log_offset')} ORDER BY log_offset LIMIT ?"
-        params.append(limit)
+        blocks = self.read_blocks_after(offset, limit, models, exclude)
         with self._read() as cur:
-            return [self._record(r) for r in self._select(cur, sql, params)]
+            self._attach_labels(cur, blocks)
+        return [r for b in blocks for r in b.records()]
+
+    def _find_blocks(self, cur: Any, ids: Sequence[str]) -> dict[str, RecordBlock]:
+        """The stored block of each known id (a block found once serves its other ids)."""
+        found: dict[str, RecordBlock] = {}
+        seen: dict[int, RecordBlock] = {}
+        for pid in ids:
+            if pid in found:
+                continue
+            ms = id_ms(pid)
+            if ms is None:
+                sql = f"SELECT {BLOCK_COLS} FROM prediction_blocks WHERE first_id = ?"
+                params: list[Any] = [pid]
+            else:
+                low = f"{max(ms - MAX_ID_SPAN_MS, 0):012x}" + "0" * 20
+                sql = (f"SELECT {BLOCK_COLS} FROM prediction_blocks WHERE first_id >= ?"
+                       " AND first_id <= ? AND last_id >= ?")
+                params = [low, pid, pid]
+            for row in self._select(cur, sql, params):
+                block = seen.get(int(row[0])) or self._block(row)
+                seen[block.offset or 0] = block
+                if pid in block.ids:
+                    for other in block.ids:
+                        found[other] = block
+                    break
+        return found
 
     def get(self, ids: Sequence[str]) -> list[PredictionRecord]:
-        out: list[PredictionRecord] = []
         with self._read() as cur:
-            for chunk in self._chunks(list(ids), _IN_CHUNK):
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT {PRED_COLS} FROM predictions WHERE id IN ({marks})"
-                out.extend(self._record(r) for r in self._select(cur, sql, chunk))
+            blocks = self._find_blocks(cur, ids)
+            unique = list({id(b): b for b in blocks.values()}.values())
+            self._attach_labels(cur, unique)
+        wanted = set(ids)
+        out = [r for b in unique for r in b.records() if r.id in wanted]
         return sorted(out, key=lambda r: r.offset or 0)
 
     def high_water_offset(self) -> int:
-        sql = f"SELECT max(log_offset) FROM predictions WHERE 1=1{self._horizon('log_offset')}"
+        sql = "SELECT log_offset + n - 1 FROM prediction_blocks ORDER BY log_offset DESC LIMIT 1"
         with self._read() as cur:
-            value = self._select(cur, sql)[0][0]
-        return int(value or 0)
+            rows = self._select(cur, sql)
+        return int(rows[0][0]) if rows else 0
 
     def lag(
         self, offset: int, models: set[str] | None = None, exclude: set[str] | None = None
     ) -> tuple[int, float]:
-        params: list[Any] = [offset]
+        params: list[Any] = [offset, offset, offset, offset]
         models_sql = _model_filter(models, exclude, params)
         if models_sql is None:
             return 0, 0.0
-        where = f"log_offset > ?{models_sql}{self._horizon('log_offset')}"
+        sql = ("SELECT sum(CASE WHEN log_offset > ? THEN n ELSE log_offset + n - 1 - ? END),"
+               f" min(ts) FROM prediction_blocks WHERE {_FROM_OFFSET}{models_sql}")
         with self._read() as cur:
-            count = self._select(cur, f"SELECT count(*) FROM predictions WHERE {where}", params)[
-                0
-            ][0]
-            if not count:
-                return 0, 0.0
-            first = self._select(
-                cur,
-                f"SELECT ts FROM predictions WHERE {where} ORDER BY log_offset LIMIT 1",
-                params,
-            )
-        age = max(0.0, time.time() - first[0][0]) if first else 0.0
-        return int(count), age
+            count, first = self._select(cur, sql, params)[0]
+        if not count:
+            return 0, 0.0
+        return int(count), max(0.0, time.time() - float(first))
 
     # -- labels ------------------------------------------------------------------------
     def add_labels(self, items: Sequence[tuple[str, Any]], ts: float | None = None) -> LabelResult:
@@ -153,22 +258,21 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
         if not items:
             return result
         with self._write() as cur:
+            blocks = self._find_blocks(cur, list(dict.fromkeys(pid for pid, _ in items)))
             base = self._tx_base(cur, "labels", len(items))
             for idx, (pred_id, label) in enumerate(items):
-                found = self._select(
-                    cur, f"SELECT label FROM predictions WHERE id = ?{self._lock_rows()}",
-                    [pred_id],
-                )  # fmt: skip
-                if not found:
+                block = blocks.get(pred_id)
+                if block is None:
                     result.unknown.append(pred_id)
                     continue
-                previous = found[0][0]
-                relabel = previous is not None
+                found = self._select(
+                    cur, f"SELECT label FROM labels WHERE prediction_id = ?{self._lock_rows()}",
+                    [pred_id],
+                )  # fmt: skip
+                relabel = bool(found) and found[0][0] is not None
+                previous = found[0][0] if found else None
                 text = codec.dumps(label)
-                cur.execute(
-                    self._q("UPDATE predictions SET label = ?, label_ts = ? WHERE id = ?"),
-                    (text, ts, pred_id),
-                )
+                cur.execute(self._q(_UPSERT_LABEL), (pred_id, block.offset, text, ts))
                 prev_text = _as_json_text(previous, self._json) if relabel else None
                 if base is None:
                     cur.execute(
@@ -192,26 +296,38 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
         return result
 
     def read_labels_after(self, label_offset: int, limit: int) -> list[LabelEvent]:
-        cols = ", ".join(f"p.{c.strip()}" for c in PRED_COLS.split(","))
         sql = (
-            f"SELECT le.label_offset, le.label, le.ts, le.previous_label, le.relabel, {cols} "
-            "FROM label_events le JOIN predictions p ON p.id = le.prediction_id "
-            f"WHERE le.label_offset > ?{self._horizon(self._label_col)} "
+            "SELECT le.label_offset, le.label, le.ts, le.previous_label, le.relabel,"
+            " le.prediction_id, l.log_offset FROM label_events le JOIN labels l"
+            " ON l.prediction_id = le.prediction_id"
+            f" WHERE le.label_offset > ?{self._horizon(self._label_col)} "
             "ORDER BY le.label_offset LIMIT ?"
         )
         out: list[LabelEvent] = []
         with self._read() as cur:
-            for row in self._select(cur, sql, [label_offset, limit]):
-                record = self._record(row[5:])
-                record.label, record.label_ts = self._json(row[1]), row[2]
-                out.append(
-                    LabelEvent(
-                        label_offset=int(row[0]),
-                        record=record,
-                        relabel=bool(row[4]),
-                        previous_label=self._json(row[3]),
-                    )  # fmt: skip
-                )
+            rows = self._select(cur, sql, [label_offset, limit])
+            offsets = sorted({int(r[6]) for r in rows})
+            blocks: dict[int, RecordBlock] = {}
+            for chunk in self._chunks(offsets, _IN_CHUNK):
+                marks = ",".join("?" * len(chunk))
+                for row in self._select(cur, f"SELECT {BLOCK_COLS} FROM prediction_blocks"
+                                        f" WHERE log_offset IN ({marks})", chunk):
+                    blocks[int(row[0])] = self._block(row)
+        for row in rows:
+            block = blocks.get(int(row[6]))
+            if block is None or row[5] not in block.ids:  # pruned meanwhile
+                continue
+            i = block.ids.index(row[5])
+            record = block.slice(i, i + 1).records()[0]
+            record.label, record.label_ts = self._json(row[1]), row[2]
+            out.append(
+                LabelEvent(
+                    label_offset=int(row[0]),
+                    record=record,
+                    relabel=bool(row[4]),
+                    previous_label=self._json(row[3]),
+                )  # fmt: skip
+            )
         return out
 
     def high_water_label_offset(self) -> int:
@@ -339,14 +455,16 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
         if version is not None:
             where.append("version = ?")
             params.append(version)
-        if with_labels:
-            where.append("label IS NOT NULL")
         sql = (
-            f"SELECT {PRED_COLS} FROM predictions WHERE {' AND '.join(where)}"
-            f"{self._horizon('log_offset')} ORDER BY log_offset"
+            f"SELECT {BLOCK_COLS} FROM prediction_blocks WHERE {' AND '.join(where)}"
+            " ORDER BY log_offset"
         )
         with self._read() as cur:
-            records = [self._record(r) for r in self._select(cur, sql, params)]
+            blocks = [self._block(r) for r in self._select(cur, sql, params)]
+            self._attach_labels(cur, blocks)
+        records = [r for b in blocks for r in b.records()]
+        if with_labels:
+            records = [r for r in records if r.label is not None]
         frame = records_to_frame(records)
         # the attributions of the records the monitor sampled (None for the others)
         found = self.attributions_get([r.id for r in records]) if records else {}
@@ -362,24 +480,29 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
     ) -> int:
         """Delete predictions with ``ts < now - older_than_seconds`` and
         ``offset <= keep_after_offset`` (pass the slowest consumer's checkpoint, e.g.
-        :meth:`min_checkpoint_offset`), in chunks so writers are never blocked long.
-        Label events of deleted predictions are deleted too when
+        :meth:`min_checkpoint_offset`), whole blocks at a time, in chunks so writers are
+        never blocked long. Label events of deleted predictions are deleted too when
         ``keep_after_label_offset`` is given (only those at or below it)."""
         cutoff = time.time() - older_than_seconds
         deleted = 0
         while True:
             with self._write() as cur:
-                cur.execute(
-                    self._q(
-                        "DELETE FROM predictions WHERE log_offset IN (SELECT log_offset FROM"
-                        " predictions WHERE log_offset <= ? AND ts < ? ORDER BY log_offset"
-                        " LIMIT ?)"
-                    ),
-                    (keep_after_offset, cutoff, _PRUNE_CHUNK),
-                )
-                n = cur.rowcount
-            deleted += n
-            if n < _PRUNE_CHUNK:
+                gone = self._select(
+                    cur, "SELECT log_offset, n FROM prediction_blocks WHERE"
+                    " log_offset + n - 1 <= ? AND ts < ? ORDER BY log_offset LIMIT ?",
+                    [keep_after_offset, cutoff, _PRUNE_CHUNK])
+                if gone:
+                    first, last = int(gone[0][0]), int(gone[-1][0])
+                    cur.execute(self._q(
+                        "DELETE FROM prediction_blocks WHERE log_offset >= ? AND log_offset <= ?"
+                        " AND log_offset + n - 1 <= ? AND ts < ?"),
+                        (first, last, keep_after_offset, cutoff))
+                    cur.execute(self._q(
+                        "DELETE FROM labels WHERE log_offset >= ? AND log_offset <= ? AND NOT"
+                        " EXISTS (SELECT 1 FROM prediction_blocks b WHERE b.log_offset ="
+                        " labels.log_offset)"), (first, last))
+            deleted += sum(int(n) for _, n in gone)
+            if len(gone) < _PRUNE_CHUNK:
                 break
         self._prune_attributions(cutoff)
         if keep_after_label_offset is not None:
@@ -387,7 +510,7 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
                 cur.execute(
                     self._q(
                         "DELETE FROM label_events WHERE label_offset <= ? AND ts < ? AND NOT"
-                        " EXISTS (SELECT 1 FROM predictions p WHERE p.id ="
+                        " EXISTS (SELECT 1 FROM labels l WHERE l.prediction_id ="
                         " label_events.prediction_id)"
                     ),
                     (keep_after_label_offset, cutoff),

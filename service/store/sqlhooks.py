@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from service.store.blocks import RecordBlock
 
 
 class SqlHooks:
@@ -25,4 +28,10 @@ class SqlHooks:
         raise NotImplementedError
 
     def _q(self, sql: str) -> str:  # pragma: no cover - backend hook
+        raise NotImplementedError
+
+    def _block(self, row: Any) -> RecordBlock:  # pragma: no cover - implemented by the base
+        raise NotImplementedError
+
+    def _attach_labels(self, cur: Any, blocks: list[RecordBlock]) -> None:  # pragma: no cover
         raise NotImplementedError

@@ -18,17 +18,15 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from service.store import codec
 from service.store.access import SQLITE_ACCESS_STATEMENTS
 from service.store.attributions import SQLITE_ATTRIBUTION_SCHEMA
 from service.store.leases import LEASE_SCHEMA
 from service.store.pool import ConnectionPool
-from service.store.records import PredictionRecord
 from service.store.rollouts import SQLITE_ROLLOUT_SCHEMA
 from service.store.routing import SQLITE_ROUTING_SCHEMA
 from service.store.sqlbase import SqlStoreBase
@@ -36,24 +34,35 @@ from service.store.sqlbase import SqlStoreBase
 __all__ = ["SQLiteStore"]
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    log_offset INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    request_id TEXT,
-    trace_id TEXT,
+CREATE TABLE IF NOT EXISTS prediction_blocks (
+    log_offset INTEGER PRIMARY KEY,
+    n INTEGER NOT NULL,
+    first_id TEXT NOT NULL,
+    last_id TEXT NOT NULL,
     ts REAL NOT NULL,
     model TEXT NOT NULL,
     version TEXT NOT NULL,
     arm TEXT NOT NULL,
-    features TEXT NOT NULL,
-    prediction TEXT,
-    probabilities TEXT,
+    request_id TEXT,
+    trace_id TEXT,
     latency_ms REAL,
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS prediction_blocks_first_id ON prediction_blocks (first_id);
+CREATE INDEX IF NOT EXISTS prediction_blocks_model_ts ON prediction_blocks (model, ts);
+CREATE TABLE IF NOT EXISTS labels (
+    prediction_id TEXT PRIMARY KEY,
+    log_offset INTEGER NOT NULL,
     label TEXT,
     label_ts REAL
 );
-CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions (model, ts);
-CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
+CREATE INDEX IF NOT EXISTS labels_log_offset ON labels (log_offset);
+CREATE TABLE IF NOT EXISTS log_counters (
+    stream TEXT PRIMARY KEY,
+    next_offset INTEGER NOT NULL
+);
+INSERT INTO log_counters (stream, next_offset) VALUES ('predictions', 1)
+    ON CONFLICT (stream) DO NOTHING;
 CREATE TABLE IF NOT EXISTS label_events (
     label_offset INTEGER PRIMARY KEY AUTOINCREMENT,
     prediction_id TEXT NOT NULL,
@@ -112,11 +121,6 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 """
 
-_INSERT = (
-    "INSERT INTO predictions (id, request_id, trace_id, ts, model, version, arm, features,"
-    " prediction, probabilities, latency_ms, label, label_ts)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _SYNC_MODES = {"off", "normal", "full", "extra"}
 
 
@@ -190,25 +194,13 @@ class SQLiteStore(SqlStoreBase):
         with self._pool.connection() as conn:
             yield conn.cursor()
 
-    def append(self, records: Sequence[PredictionRecord]) -> None:
-        """Insert ``records`` in one transaction (executemany, one prepared statement)."""
-        if not records:
-            return
-        dumps = codec.dumps
-        rows = [
-            (
-                r.id, r.request_id, r.trace_id, r.ts, r.model, r.version, r.arm,
-                dumps(r.features), dumps(r.prediction), dumps(r.probabilities),
-                r.latency_ms, dumps(r.label), r.label_ts,
-            )
-            for r in records
-        ]  # fmt: skip
-        with self._write() as cur:
-            cur.executemany(_INSERT, rows)
-            last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
-        # AUTOINCREMENT keys of one transaction under the write lock are consecutive.
-        for i, r in enumerate(records):
-            r.offset = last - len(records) + 1 + i
+    def _take_log_offsets(self, cur: Any, n: int) -> int:
+        """Writers are serialized (lock file and ``BEGIN IMMEDIATE``): read and advance."""
+        cur.execute("SELECT next_offset FROM log_counters WHERE stream = 'predictions'")
+        base = int(cur.fetchone()[0])
+        cur.execute("UPDATE log_counters SET next_offset = ? WHERE stream = 'predictions'",
+                    (base + n,))
+        return base
 
     def checkpoint_wal(self) -> None:
         """Fold the WAL back into the database file (run it now and then; optional)."""

@@ -29,17 +29,12 @@ def _postgres_columns(dsn: str) -> dict[str, list[str]]:
     return columns
 
 
-# PostgreSQL hands out log offsets from a counter row per stream (gap-free under concurrent
-# writers); SQLite's single writer takes them from the rowid.
-POSTGRES_ONLY = {"log_counters"}
-
-
 def test_sqlite_and_postgres_have_the_same_tables_and_columns(tmp_path, pg_url):
     path = str(tmp_path / "log.db")
     for url in (path, pg_url):
         open_store(url).close()  # creates the schema
     lite, pg = _sqlite_columns(path), _postgres_columns(pg_url)
-    assert set(pg) - set(lite) == POSTGRES_ONLY
+    assert set(pg) - set(lite) == set()
     assert set(lite) - set(pg) == set()
     for table in lite:
         assert sorted(lite[table]) == sorted(pg[table]), table
