@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring import state as _state
+from monitoring.batch import Record, RecordBatch
 from monitoring.calibration import share_rate, stream_rates
 from monitoring.categorical import CategoryFrequencies, normalize_category
 from monitoring.config import MonitorConfig
@@ -30,7 +31,15 @@ from monitoring.window_stats import NumericReference, categorical_window_stats
 
 __all__ = ["ModelMonitor", "PREDICTION", "MULTIVARIATE"]
 
-Record = tuple[str, Mapping[str, Any], Any, float]
+
+
+
+def _float_column(values: Sequence[Any]) -> np.ndarray:
+    """Values as floats (``None`` and what is not a number become NaN)."""
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return np.array([_to_float(v) for v in values], dtype=float)
 
 
 def _to_float(v: Any) -> float:
@@ -260,13 +269,17 @@ class ModelMonitor:
         Decisions are the same as calling :meth:`update` on each record in turn (up to
         floating-point rounding of the CUSUM sums, far below any threshold's resolution).
         """
+        return self.update_batch(RecordBatch.from_records(records))
+
+    def update_batch(self, batch: RecordBatch) -> list[MonitorEvent]:
+        """:meth:`update_many` for records held column by column (no object per record)."""
         out: list[MonitorEvent] = []
-        i, n = 0, len(records)
+        i, n = 0, len(batch)
         every = self.config.stats_every
         self._alarmed = set()
         while i < n:
             room = every - (self.seen % every)
-            seg = records[i : i + room]
+            seg = batch.slice(i, i + room)
             out.extend(self._process(seg))
             i += len(seg)
             if self.seen % every == 0:
@@ -318,27 +331,20 @@ class ModelMonitor:
 
     # ----------------------------------------------------------------------------------------
     # internals
-    def _numeric_matrix(self, feats: list[Mapping[str, Any]]) -> np.ndarray:
+    def _numeric_matrix(self, batch: RecordBatch) -> np.ndarray:
         names = [s.name for s in self._num_specs]
-        if not names:
-            return np.empty((len(feats), 0))
-        try:
-            if self._getter is not None:
-                rows = [self._getter(f) for f in feats]
-            else:
-                rows = [(f[names[0]],) for f in feats]
-            return np.array(rows, dtype=float)
-        except (KeyError, TypeError, ValueError):
-            return np.array([[_to_float(f.get(n)) for n in names] for f in feats], dtype=float)
+        x = np.empty((len(batch), len(names)))
+        for j, name in enumerate(names):
+            x[:, j] = _float_column(batch.column(name))
+        return x
 
-    def _process(self, recs: Sequence[Record]) -> list[MonitorEvent]:
-        n = len(recs)
+    def _process(self, batch: RecordBatch) -> list[MonitorEvent]:
+        n = len(batch)
         if n == 0:
             return []
         base = self.seen
-        ids = [r[0] for r in recs]
-        tss = [float(r[3]) for r in recs]
-        feats = [r[1] for r in recs]
+        ids = batch.ids
+        tss = batch.ts
         events: list[tuple[int, int, MonitorEvent]] = []
 
         def emit(row: int, ev: MonitorEvent) -> None:
@@ -357,7 +363,7 @@ class ModelMonitor:
                         kind, stream.name, a.chart, float(a.statistic), float(a.threshold),
                         ids[a.row], tss[a.row], details))
 
-        x = self._numeric_matrix(feats)
+        x = self._numeric_matrix(batch)
         # data quality (numeric, vectorised)
         if x.shape[1]:
             bad_nan = np.isnan(x)
@@ -368,7 +374,7 @@ class ModelMonitor:
             if flagged.any():
                 for i, j in zip(*np.nonzero(flagged), strict=True):
                     spec = self._num_specs[j]
-                    found = self._checks[spec.name](feats[i].get(spec.name))
+                    found = self._checks[spec.name](batch.column(spec.name)[i])
                     if found is None:
                         continue
                     issue = found.issue
@@ -378,7 +384,7 @@ class ModelMonitor:
                             "data_quality", spec.name, "card", float(x[i, j]), math.nan,
                             ids[i], tss[i], {"issue": issue}))
         if self._pred_numeric:
-            p = np.array([_to_float(r[2]) for r in recs])
+            p = _float_column(batch.predictions)
             xs = np.column_stack([x, p])
         else:
             xs = x
@@ -405,8 +411,9 @@ class ModelMonitor:
             check = None if spec is None else self._checks[name]
             code = self._frequencies[j].code
             values: list[Any] = []
+            column = batch.predictions if spec is None else batch.column(name)
             for i in range(n):
-                raw = recs[i][2] if spec is None else feats[i].get(name)
+                raw = column[i]
                 missing = raw is None or (isinstance(raw, float) and raw != raw)
                 v = None if missing else normalize_category(raw, is_bool)
                 if check is not None and (found := check(raw)) is not None:

@@ -27,6 +27,7 @@ from monitoring.attribution import AttributionMonitor
 from monitoring.events import MonitorEvent
 from service.config import Settings
 from service.explaining import Explainers, VersionExplainer, explain_frame, previous_version
+from service.store.blocks import RecordBlock
 from service.store.records import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,18 @@ class AttributionStream:
             log.warning("no attribution sampling of %s: %r", explainer.entry.tag, exc)
             return 0.0
         return float(min(1.0, self.budget_us * 1e-6 / max(per_row, 1e-9)))
+
+    def process_blocks(
+        self, model: str, version: str, blocks: Sequence[RecordBlock], caught_up: bool = True,
+    ) -> tuple[list[MonitorEvent], list[dict[str, Any]]]:
+        """:meth:`process` for blocks of the log: only sampled records become objects."""
+        state = self._version(model, version)
+        if state.monitor is None or state.explainer is None or state.rate <= 0.0:
+            return [], []
+        rate = state.rate
+        chosen = [b.slice(i, i + 1).records()[0] for b in blocks
+                  for i, rid in enumerate(b.ids) if sampled(rid, rate)]
+        return self.process(model, version, chosen, caught_up)
 
     def process(
         self, model: str, version: str, records: Sequence[PredictionRecord],

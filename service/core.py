@@ -1,7 +1,8 @@
 """The gateway's request handling, independent of the HTTP framework.
 
 ``GatewayCore.predict`` validates rows against the card, routes to a version, predicts,
-runs the shadow, hands every record to the sink (the prediction log) and counts metrics.
+runs the shadow, hands the request's records to the sink (the prediction log) as one
+columnar block per model version and counts metrics.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from opentelemetry import trace
@@ -17,7 +19,8 @@ from service.errors import APIError
 from service.metrics import UNKNOWN_MODEL, GatewayMetrics
 from service.routing import SHADOW, Route, Router
 from service.runtime import LoadedModel, Prediction
-from service.store.records import PredictionRecord, new_prediction_ids
+from service.store.blocks import RecordBlock
+from service.store.records import new_prediction_ids
 from service.validation import ValidatedBatch
 
 log = logging.getLogger(__name__)
@@ -26,13 +29,13 @@ log = logging.getLogger(__name__)
 class RecordSink(Protocol):
     """Where prediction records go; ``submit`` returns once they are as durable as configured."""
 
-    async def submit(self, records: list[PredictionRecord]) -> None: ...
+    async def submit(self, records: list[RecordBlock]) -> None: ...
 
 
 class NullSink:
     """Logging switched off."""
 
-    async def submit(self, records: list[PredictionRecord]) -> None:
+    async def submit(self, records: list[RecordBlock]) -> None:
         return None
 
 
@@ -137,14 +140,13 @@ class GatewayCore:
     def _run(
         self, route: Route, batch: ValidatedBatch, request_id: str | None,
         trace_id: str | None, started: float,
-    ) -> tuple[PredictResult, list[PredictionRecord]]:
+    ) -> tuple[PredictResult, list[RecordBlock]]:
         model = route.model
         prediction = model.predict(batch.rows)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        records = _records(model, route.arm, batch, prediction, latency_ms, request_id, trace_id)
-        ids = [r.id for r in records]
-        result = PredictResult(model, ids, prediction.values, prediction.probabilities)
-        return result, records
+        block = _block(model, route.arm, batch, prediction, latency_ms, request_id, trace_id)
+        result = PredictResult(model, block.ids, prediction.values, prediction.probabilities)
+        return result, [block]
 
     def _count(
         self, model: LoadedModel, arm: str, batch: ValidatedBatch, values: list[Any]
@@ -164,13 +166,13 @@ class GatewayCore:
                 histogram.observe(value)
 
     def _shadow(
-        self, shadow: LoadedModel, batch: ValidatedBatch, primary: list[PredictionRecord],
+        self, shadow: LoadedModel, batch: ValidatedBatch, primary: list[RecordBlock],
         request_id: str | None, trace_id: str | None,
-    ) -> list[PredictionRecord]:
+    ) -> list[RecordBlock]:
         started = time.perf_counter()
         shadow.inflight += 1
         try:
-            shadow.validator.validate(batch.rows)
+            batch = shadow.validator.validate(batch.rows)
             prediction = shadow.predict(batch.rows)
         except APIError as error:
             self.metrics.errors.labels(shadow.name, f"shadow_{error.type}").inc()
@@ -181,25 +183,28 @@ class GatewayCore:
         finally:
             shadow.inflight -= 1
         latency_ms = (time.perf_counter() - started) * 1000.0
-        self.metrics.predictions.labels(shadow.name, shadow.version, SHADOW).inc(len(primary))
-        return _records(shadow, SHADOW, batch, prediction, latency_ms, request_id, trace_id)
+        self.metrics.predictions.labels(shadow.name, shadow.version, SHADOW).inc(len(batch.rows))
+        return [_block(shadow, SHADOW, batch, prediction, latency_ms, request_id, trace_id)]
 
 
-def _records(
+def _block(
     model: LoadedModel, arm: str, batch: ValidatedBatch, prediction: Prediction,
     latency_ms: float, request_id: str | None, trace_id: str | None,
-) -> list[PredictionRecord]:
-    now = time.time()
-    probabilities = prediction.probabilities
-    ids = new_prediction_ids(len(batch.rows))
-    stored = model.pii.apply if model.pii.active else None  # pii: drop / hash
-    return [
-        PredictionRecord(
-            model=model.name, version=model.version,
-            features=stored(row) if stored else row, prediction=value,
-            id=ids[i], ts=now, arm=arm,
-            probabilities=probabilities[i] if probabilities is not None else None,
-            latency_ms=latency_ms, request_id=request_id, trace_id=trace_id,
-        )
-        for i, (row, value) in enumerate(zip(batch.rows, prediction.values, strict=True))
-    ]
+) -> RecordBlock:
+    """The request's records as one columnar block (as stored: pii dropped or hashed)."""
+    n = len(batch.rows)
+    if len(prediction.values) != n:
+        raise ValueError(f"the model answered {len(prediction.values)} rows for {n}")
+    columns: dict[str, Sequence[Any]] = dict(batch.columns) if batch.columns else {
+        name: [row[name] for row in batch.rows] for name in model.validator.names
+    }
+    if model.pii.active:
+        columns = model.pii.apply_columns(columns)
+    probabilities = None
+    if prediction.probabilities is not None:
+        labels = list(prediction.probabilities[0]) if n else []
+        probabilities = (labels, [list(p.values()) for p in prediction.probabilities])
+    return RecordBlock(
+        model.name, model.version, arm, time.time(), new_prediction_ids(n), columns,
+        prediction.values, probabilities, latency_ms, request_id, trace_id,
+    )

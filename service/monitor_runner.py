@@ -23,13 +23,14 @@ from opentelemetry import trace
 
 from models.registry import get_model
 from monitoring import ModelMonitor, MonitorConfig, MonitorEvent
+from monitoring.batch import RecordBatch
 from monitoring.names import MODEL_STREAM, json_value
 from monitoring.state import SnapshotVersionError
 from service.attribution_stream import KV_ATTRIBUTION, AttributionStream
 from service.metrics import MonitorMetrics, export_effect
 from service.store.base import KeyValueStore, LogStore, MonitorStateStore
+from service.store.blocks import RecordBlock
 from service.store.entities import Lease
-from service.store.records import PredictionRecord
 
 log = logging.getLogger(__name__)
 
@@ -226,16 +227,17 @@ class MonitorRunner:
     def _step(self) -> StepResult:
         result = StepResult()
         models = self.models
-        records = self.store.read_after(self.offset, self.batch, models, self.others or None)
-        if records:
-            result.read = len(records)
-            self.offset = records[-1].offset or self.offset
-            records = self._own(records, lambda r: r.model)
-            result.records = len(records)
+        blocks = self.store.read_blocks_after(self.offset, self.batch, models,
+                                              self.others or None)
+        if blocks:
+            result.read = sum(len(b) for b in blocks)
+            self.offset = blocks[-1].last_offset or self.offset
+            blocks = self._own(blocks, lambda b: b.model)
+            result.records = sum(len(b) for b in blocks)
             if self.since is not None:
-                records = [r for r in records if r.ts >= self.since]
+                blocks = [b for b in blocks if b.ts >= self.since]
             self._caught_up = result.records < self.batch
-            result.events.extend(self._records(records))
+            result.events.extend(self._blocks(blocks))
         labels = self.store.read_labels_after(self.label_offset, self.batch)
         if labels:
             self.label_offset = labels[-1].label_offset
@@ -266,30 +268,32 @@ class MonitorRunner:
                 self.others.add(model)
         return kept
 
-    def _records(self, records: list[PredictionRecord]) -> list[ModelEvent]:
-        groups: dict[Key, list[tuple[str, dict, Any, float]]] = defaultdict(list)
-        originals: dict[Key, list[PredictionRecord]] = defaultdict(list)
-        for r in records:
-            groups[(r.model, r.version)].append((r.id, r.features, r.prediction, r.ts))
-            originals[(r.model, r.version)].append(r)
+    def _blocks(self, blocks: list[RecordBlock]) -> list[ModelEvent]:
+        """Each version's records, column by column, through its monitor (log order)."""
+        groups: dict[Key, list[RecordBlock]] = defaultdict(list)
+        for b in blocks:
+            groups[(b.model, b.version)].append(b)
         events: list[ModelEvent] = []
-        for (model, version), rows in groups.items():
+        for (model, version), group in groups.items():
             monitor = self.monitor_for(model, version)
             if monitor is None:
                 continue
-            found = monitor.update_many(rows)
+            batch = RecordBatch.concat([RecordBatch(b.ids, [b.ts] * len(b), b.features,
+                                                    b.predictions) for b in group])
+            found = monitor.update_batch(batch)
             if self.attribution is not None:
-                found = self._attribute(model, version, originals[(model, version)], found)
+                found = self._attribute(model, version, group, found)
             events.extend(ModelEvent(model, version, e) for e in found)
         return events
 
-    def _attribute(self, model: str, version: str, records: list[PredictionRecord],
+    def _attribute(self, model: str, version: str, blocks: list[RecordBlock],
                    found: list[MonitorEvent]) -> list[MonitorEvent]:
         """Explain the version's sampled records; drift events get each drifted feature's
         current attribution weight (its share of the model's importance)."""
         assert self.attribution is not None
         try:
-            extra, rows = self.attribution.process(model, version, records, self._caught_up)
+            extra, rows = self.attribution.process_blocks(model, version, blocks,
+                                                          self._caught_up)
         except Exception:  # an unexplainable version must not stop the monitor
             log.exception("attribution of %s:%s failed", model, version)
             extra, rows = [], []

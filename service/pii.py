@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -54,6 +54,14 @@ class PiiPolicy:
         for name in self.hashed:
             if name in out:
                 out[name] = self.token(out[name])
+        return out
+
+    def apply_columns(self, columns: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]]:
+        """Columns as stored (:meth:`apply` for a batch held column by column)."""
+        out = {k: v for k, v in columns.items() if k not in self.dropped}
+        for name in self.hashed:
+            if name in out:
+                out[name] = [self.token(v) for v in out[name]]
         return out
 
     def card(self, card: dict[str, Any]) -> dict[str, Any]:

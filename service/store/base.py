@@ -1,6 +1,8 @@
 """The store contract shared by the SQLite and PostgreSQL backends.
 
-Ordering guarantee of both streams (predictions by ``offset``, labels by ``label_offset``):
+The log is stored as columnar blocks (:mod:`service.store.blocks`), one per request, each
+record with its own offset. Ordering guarantee of both streams (predictions by ``offset``,
+labels by ``label_offset``):
 a consumer that repeatedly calls ``read_after(last_seen_offset, n)`` sees every committed
 record exactly once, in increasing offset order, also when concurrent writers commit out of
 order. Offsets are strictly increasing but not dense (gaps are normal).
@@ -13,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from service.store.blocks import RecordBlock
 from service.store.entities import (
     ApiKeyRow,
     AuditRecord,
@@ -47,8 +50,9 @@ class LogStore(Protocol):
     """The prediction log and the labels joined to it (gateway writes, monitor reads)."""
 
     # -- predictions -------------------------------------------------------------------
-    def append(self, records: Sequence[PredictionRecord]) -> None:
-        """Commit ``records`` in one transaction; sets each ``record.offset``."""
+    def append(self, records: Sequence[PredictionRecord | RecordBlock]) -> None:
+        """Commit ``records`` (records and/or blocks) in one transaction; sets each
+        ``offset`` (a block's is its first record's). A replayed block is rejected."""
 
     def read_after(
         self, offset: int, limit: int, models: set[str] | None = None,
@@ -56,6 +60,13 @@ class LogStore(Protocol):
     ) -> list[PredictionRecord]:
         """Records with offset > ``offset`` in offset order (at most ``limit``), of
         ``models`` only and none of ``exclude`` when given."""
+
+    def read_blocks_after(
+        self, offset: int, limit: int, models: set[str] | None = None,
+        exclude: set[str] | None = None,
+    ) -> list[RecordBlock]:
+        """The records of :meth:`read_after` as columnar blocks, without labels (the
+        monitor's path: no object per record)."""
 
     def get(self, ids: Sequence[str]) -> list[PredictionRecord]:
         """Records by prediction id (unknown ids are left out)."""

@@ -1,9 +1,10 @@
 """Async group-commit writer for the gateway's event loop.
 
-``await writer.submit(records)`` queues records; one flusher task hands everything queued
-to a single background thread, which appends it in one transaction. While a commit runs,
-new submissions accumulate and go into the next one, so N concurrent requests cost far
-fewer than N transactions and the event loop never blocks on the database.
+``await writer.submit(records)`` queues records (or blocks of records); one flusher task
+hands everything queued to a single background thread, which appends it in one
+transaction. While a commit runs, new submissions accumulate and go into the next one,
+so N concurrent requests cost far fewer than N transactions and the event loop never
+blocks on the database.
 
 Modes:
 
@@ -32,7 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from service.store.base import LogStore
+from service.store.blocks import RecordBlock, row_count
 from service.store.records import PredictionRecord
+
+Item = PredictionRecord | RecordBlock
 
 __all__ = ["GroupCommitWriter"]
 
@@ -76,7 +80,7 @@ class GroupCommitWriter:
         self.commits = 0
         self.records_committed = 0
         self.pending = 0  # records queued or being committed
-        self._queue: deque[tuple[Sequence[PredictionRecord], asyncio.Future[None] | None]] = deque()
+        self._queue: deque[tuple[Sequence[Item], int, asyncio.Future[None] | None]] = deque()
         self._queued = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._wakeup: asyncio.Event | None = None
@@ -88,15 +92,16 @@ class GroupCommitWriter:
         self._flushing = 0  # flush() callers waiting for pending == 0
 
     # -- public API --------------------------------------------------------------------
-    async def submit(self, records: Sequence[PredictionRecord]) -> None:
-        """Queue ``records``; in durable mode wait until they are committed."""
+    async def submit(self, records: Sequence[Item]) -> None:
+        """Queue ``records`` (records and/or blocks); in durable mode wait until they are
+        committed. Backpressure and batch sizes count records, a block its rows."""
         if self._closing:
             raise RuntimeError("writer is closed")
         if not records:
             return
         self._ensure_started()
         assert self._room is not None and self._wakeup is not None
-        n = len(records)
+        n = row_count(records)
         if self.pending + n <= self.max_pending and not self._waiting:
             self.pending += n  # room, and nobody queued before us: no lock needed
         else:
@@ -112,7 +117,7 @@ class GroupCommitWriter:
         fut: asyncio.Future[None] | None = None
         if self.mode == "durable":
             fut = asyncio.get_running_loop().create_future()
-        self._queue.append((records, fut))
+        self._queue.append((records, n, fut))
         self._queued += n
         self._wakeup.set()
         if fut is not None:
@@ -156,18 +161,18 @@ class GroupCommitWriter:
                 self._run(), name="store-group-commit"
             )
 
-    def _take_batch(self) -> tuple[list[PredictionRecord], list[asyncio.Future[None]], int]:
-        records: list[PredictionRecord] = []
+    def _take_batch(self) -> tuple[list[Item], list[asyncio.Future[None]], int]:
+        records: list[Item] = []
         futures: list[asyncio.Future[None]] = []
-        while self._queue and (
-            not records or len(records) + len(self._queue[0][0]) <= self.max_batch
-        ):
-            recs, fut = self._queue.popleft()
+        rows = 0
+        while self._queue and (not records or rows + self._queue[0][1] <= self.max_batch):
+            recs, n, fut = self._queue.popleft()
             records.extend(recs)
+            rows += n
             if fut is not None:
                 futures.append(fut)
-        self._queued -= len(records)
-        return records, futures, len(records)
+        self._queued -= rows
+        return records, futures, rows
 
     async def _linger(self) -> None:
         """Async mode: wait up to max_delay for a fuller batch (not when closing)."""

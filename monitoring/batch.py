@@ -1,0 +1,77 @@
+"""Records held column by column: what :meth:`ModelMonitor.update_batch` consumes.
+
+A monitor reads feature columns, never rows, so a batch built from columnar storage costs
+no object per record. Row records ``(id, features, prediction, ts)`` convert with
+:meth:`RecordBatch.from_records`.
+
+>>> batch = RecordBatch(["a", "b"], [1.0, 2.0], {"x": [0.5, None]}, [0, 1])
+>>> len(batch), batch.column("x"), batch.column("missing"), batch.slice(1, 2).ids
+(2, [0.5, None], [None, None], ['b'])
+>>> RecordBatch.concat([batch, batch]).predictions
+[0, 1, 0, 1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RecordBatch", "Record"]
+
+Record = tuple[str, Mapping[str, Any], Any, float]  # (id, features, prediction, ts)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """``len(ids)`` records: ids, timestamps, one column per feature, predictions."""
+
+    ids: Sequence[str]
+    ts: Sequence[float]
+    features: Mapping[str, Sequence[Any]]
+    predictions: Sequence[Any]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def column(self, name: str) -> Sequence[Any]:
+        """A feature's values (``None`` throughout for a feature the records lack)."""
+        found = self.features.get(name)
+        return [None] * len(self.ids) if found is None else found
+
+    def slice(self, start: int, stop: int) -> RecordBatch:
+        if start == 0 and stop >= len(self.ids):
+            return self
+        return RecordBatch(self.ids[start:stop], self.ts[start:stop],
+                           {k: v[start:stop] for k, v in self.features.items()},
+                           self.predictions[start:stop])
+
+    @classmethod
+    def from_records(cls, records: Sequence[Record]) -> RecordBatch:
+        """A batch of row records; a feature missing from some records is ``None`` there."""
+        names: dict[str, None] = {}
+        for r in records:
+            names.update(dict.fromkeys(r[1]))
+        return cls([r[0] for r in records], [float(r[3]) for r in records],
+                   {n: [r[1].get(n) for r in records] for n in names},
+                   [r[2] for r in records])
+
+    @classmethod
+    def concat(cls, batches: Sequence[RecordBatch]) -> RecordBatch:
+        """The records of ``batches`` in order, in one batch."""
+        if len(batches) == 1:
+            return batches[0]
+        names: dict[str, None] = {}
+        for b in batches:
+            names.update(dict.fromkeys(b.features))
+        ids: list[str] = []
+        ts: list[float] = []
+        predictions: list[Any] = []
+        features: dict[str, list[Any]] = {n: [] for n in names}
+        for b in batches:
+            ids.extend(b.ids)
+            ts.extend(b.ts)
+            predictions.extend(b.predictions)
+            for n, column in features.items():
+                column.extend(b.column(n))
+        return cls(ids, ts, features, predictions)
