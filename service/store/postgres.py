@@ -153,6 +153,7 @@ class PostgresStore(SqlStoreBase):
         )
         try:
             self._init_schema()
+            self._migrate_row_log()
         except psycopg.Error as exc:  # libpq may quote the DSN: never its password
             self._pool.close()
             raise psycopg.OperationalError(redact_dsn(str(exc))) from None
@@ -208,6 +209,12 @@ class PostgresStore(SqlStoreBase):
         """Reserve ``n`` offsets of ``stream``; locks the counter until this tx ends."""
         cur.execute(_TAKE, (n, stream, n))
         return int(cur.fetchone()[0])
+
+    def _has_table(self, cur: Any, name: str) -> bool:
+        return _schema_exists(cur, name)
+
+    def _lock_schema(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
 
     def _insert_blocks(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         with cur.copy(_COPY) as copy:

@@ -97,6 +97,51 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
     def _insert_blocks(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         cur.executemany(self._q(_INSERT_BLOCK), rows)
 
+    def _has_table(self, cur: Any, name: str) -> bool:  # pragma: no cover - backend hook
+        raise NotImplementedError
+
+    def _lock_schema(self, cur: Any) -> None:
+        """Serialize schema changes of concurrent openers (SQLite's writer lock does)."""
+
+    def _migrate_row_log(self) -> None:
+        """Move a log written one row per prediction (table ``predictions``, before blocks)
+        into blocks of one record each, keeping offsets and labels, then drop that table.
+        Runs once, in one transaction (concurrent openers find it gone)."""
+        with self._read() as cur:
+            if not self._has_table(cur, "predictions"):
+                return
+        with self._write() as cur:
+            self._lock_schema(cur)
+            if not self._has_table(cur, "predictions"):
+                return
+            cols = ("log_offset, id, request_id, trace_id, ts, model, version, arm, features,"
+                    " prediction, probabilities, latency_ms, label, label_ts")
+            last, top = 0, 0
+            j = self._json
+            while True:
+                rows = self._select(cur, f"SELECT {cols} FROM predictions WHERE log_offset > ?"
+                                    " ORDER BY log_offset LIMIT ?", [last, _PRUNE_CHUNK])
+                if not rows:
+                    break
+                blocks, labels = [], []
+                for r in rows:
+                    record = PredictionRecord(
+                        model=r[5], version=r[6], features=j(r[8]), prediction=j(r[9]),
+                        id=r[1], ts=r[4], arm=r[7], probabilities=j(r[10]),
+                        latency_ms=r[11] or 0.0, request_id=r[2], trace_id=r[3])
+                    b = RecordBlock.from_records([record])
+                    blocks.append((int(r[0]), 1, r[1], r[1], b.ts, b.model, b.version, b.arm,
+                                   b.request_id, b.trace_id, b.latency_ms, b.encode()))
+                    if r[12] is not None:
+                        labels.append((r[1], int(r[0]), _as_json_text(r[12], j), r[13]))
+                self._insert_blocks(cur, blocks)
+                if labels:
+                    cur.executemany(self._q(_UPSERT_LABEL), labels)
+                last = top = int(rows[-1][0])
+            cur.execute(self._q("UPDATE log_counters SET next_offset = ? WHERE stream ="
+                                " 'predictions' AND next_offset <= ?"), (top + 1, top))
+            cur.execute("DROP TABLE predictions")
+
     # -- helpers -----------------------------------------------------------------------
     def _block(self, row: Sequence[Any]) -> RecordBlock:
         return RecordBlock.from_row(row)

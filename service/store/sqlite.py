@@ -141,6 +141,7 @@ class SQLiteStore(SqlStoreBase):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(f"{self.path}.writelock", os.O_RDWR | os.O_CREAT, 0o644)
         self._init_schema()
+        self._migrate_row_log()
 
     @contextmanager
     def _writer_lock(self) -> Iterator[None]:
@@ -193,6 +194,10 @@ class SQLiteStore(SqlStoreBase):
     def _read(self) -> Iterator[sqlite3.Cursor]:
         with self._pool.connection() as conn:
             yield conn.cursor()
+
+    def _has_table(self, cur: Any, name: str) -> bool:
+        cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return cur.fetchone() is not None
 
     def _take_log_offsets(self, cur: Any, n: int) -> int:
         """Writers are serialized (lock file and ``BEGIN IMMEDIATE``): read and advance."""
