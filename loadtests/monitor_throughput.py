@@ -1,6 +1,7 @@
 """How fast the monitor consumes the prediction log, against how fast the gateway writes it.
 
     python -m loadtests.monitor_throughput [--records 100000] [--model diabetes] [--postgres]
+                                           [--rows-per-request 64]
 
 Fills a fresh log (SQLite in a temp dir, or a throwaway PostgreSQL database) with records drawn
 from the model's reference sample, then times a :class:`MonitorRunner` reading it from offset
@@ -24,24 +25,35 @@ from models.registry import get_model
 from monitoring import MonitorConfig
 from service.metrics import monitor_metrics
 from service.monitor_runner import MonitorRunner
+from service.store.blocks import RecordBlock
 from service.store.factory import open_store
-from service.store.records import PredictionRecord
+from service.store.records import new_prediction_ids
 
 
-def fill(store_url: str, model: str, n: int) -> None:
+def fill(store_url: str, model: str, n: int, rows_per_request: int) -> None:
+    """``n`` records of reference rows, logged as the gateway logs requests of
+    ``rows_per_request`` rows (one block each), 5,000 records per commit."""
     entry = get_model(model)
     ref = entry.reference()
-    rows = ref[entry.card.feature_names].to_dict("records")
+    names = entry.card.feature_names
+    columns = {name: ref[name].tolist() for name in names}
     predictions = ref["__prediction__"].tolist()
+    size = len(predictions)
     store = open_store(store_url)
     try:
-        for start in range(0, n, 5000):
-            store.append([
-                PredictionRecord(model=model, version=entry.version,
-                                 features=rows[i % len(rows)],
-                                 prediction=predictions[i % len(rows)])
-                for i in range(start, min(n, start + 5000))
-            ])
+        pending: list[RecordBlock] = []
+        queued = 0
+        for start in range(0, n, rows_per_request):
+            picks = [i % size for i in range(start, min(n, start + rows_per_request))]
+            pending.append(RecordBlock(
+                model, entry.version, "default", time.time(), new_prediction_ids(len(picks)),
+                {name: [columns[name][i] for i in picks] for name in names},
+                [predictions[i] for i in picks], latency_ms=1.0, request_id=str(start)))
+            queued += len(picks)
+            if queued >= 5000:
+                store.append(pending)
+                pending, queued = [], 0
+        store.append(pending)
     finally:
         store.close()
 
@@ -66,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--model", default="diabetes")
     parser.add_argument("--batch", type=int, default=5_000, help="records per monitor step")
+    parser.add_argument("--rows-per-request", type=int, default=64,
+                        help="rows of each logged request (one block each)")
     parser.add_argument("--postgres", nargs="?", const=DEFAULT_PG, metavar="ADMIN_DSN",
                         help="use a throwaway database created (and dropped) there")
     args = parser.parse_args(argv)
@@ -76,13 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         url = str(Path(tempfile.mkdtemp(prefix="driftgate-monitor-")) / "log.sqlite3")
     try:
-        fill(url, args.model, args.records)
+        fill(url, args.model, args.records, args.rows_per_request)
         total, seconds = consume(url, args.model, args.batch)
     finally:
         if database:
             drop_pg_database(args.postgres, database)
     backend = "postgresql" if args.postgres else "sqlite"
-    print(f"monitor ({backend}, {args.model}, batch {args.batch}): {total} records in "
+    print(f"monitor ({backend}, {args.model}, {args.rows_per_request} rows per request, "
+          f"batch {args.batch}): {total} records in "
           f"{seconds:.2f} s = {total / seconds:,.0f} records/s ({seconds / total * 1e6:.1f} "
           f"us per record)")
     return 0

@@ -13,6 +13,7 @@ no object per record. Row records ``(id, features, prediction, ts)`` convert wit
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,7 @@ class RecordBatch:
 
     def column(self, name: str) -> Sequence[Any]:
         """A feature's values (``None`` throughout for a feature the records lack)."""
-        found = self.features.get(name)
-        return [None] * len(self.ids) if found is None else found
+        return _column(self.features, name, len(self.ids))
 
     def slice(self, start: int, stop: int) -> RecordBatch:
         if start == 0 and stop >= len(self.ids):
@@ -61,17 +61,31 @@ class RecordBatch:
         """The records of ``batches`` in order, in one batch."""
         if len(batches) == 1:
             return batches[0]
+        return cls.join([(b.ids, b.ts, b.features, b.predictions) for b in batches])
+
+    @classmethod
+    def join(cls, parts: Sequence[tuple[Sequence[str], Sequence[float] | float,
+                                        Mapping[str, Sequence[Any]], Sequence[Any]]]
+             ) -> RecordBatch:
+        """One batch of ``(ids, ts, features, predictions)`` parts in order; ``ts`` may be
+        one timestamp for all records of its part (a logged request's).
+
+        >>> RecordBatch.join([(["a"], 1.0, {"x": [1]}, [0]), (["b", "c"], 2.0, {}, [1, 1])]
+        ...                  ).features
+        {'x': [1, None, None]}
+        """
         names: dict[str, None] = {}
-        for b in batches:
-            names.update(dict.fromkeys(b.features))
-        ids: list[str] = []
-        ts: list[float] = []
-        predictions: list[Any] = []
-        features: dict[str, list[Any]] = {n: [] for n in names}
-        for b in batches:
-            ids.extend(b.ids)
-            ts.extend(b.ts)
-            predictions.extend(b.predictions)
-            for n, column in features.items():
-                column.extend(b.column(n))
-        return cls(ids, ts, features, predictions)
+        for part in parts:
+            names.update(dict.fromkeys(part[2]))
+        chain = itertools.chain.from_iterable
+        ids = list(chain([p[0] for p in parts]))
+        ts = list(chain([[p[1]] * len(p[0]) if isinstance(p[1], (int, float)) else p[1]
+                         for p in parts]))
+        features = {n: list(chain([_column(p[2], n, len(p[0])) for p in parts]))
+                    for n in names}
+        return cls(ids, ts, features, list(chain([p[3] for p in parts])))
+
+
+def _column(features: Mapping[str, Sequence[Any]], name: str, n: int) -> Sequence[Any]:
+    found = features.get(name)
+    return [None] * n if found is None else found

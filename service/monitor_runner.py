@@ -278,8 +278,7 @@ class MonitorRunner:
             monitor = self.monitor_for(model, version)
             if monitor is None:
                 continue
-            batch = RecordBatch.concat([RecordBatch(b.ids, [b.ts] * len(b), b.features,
-                                                    b.predictions) for b in group])
+            batch = RecordBatch.join([(b.ids, b.ts, b.features, b.predictions) for b in group])
             found = monitor.update_batch(batch)
             if self.attribution is not None:
                 found = self._attribute(model, version, group, found)
