@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from opentelemetry import trace
 
 from service.errors import APIError
-from service.metrics import UNKNOWN_MODEL, GatewayMetrics
+from service.metrics import UNKNOWN_MODEL, GatewayMetrics, observe_many
 from service.routing import SHADOW, Route, Router
 from service.runtime import LoadedModel, Prediction
 from service.store.blocks import RecordBlock
@@ -161,9 +161,7 @@ class GatewayCore:
             for value, count in Counter(values).items():
                 m.predicted_class.labels(model.name, str(value)).inc(count)
         else:
-            histogram = m.prediction_value.labels(model.name)
-            for value in values:
-                histogram.observe(value)
+            observe_many(m.prediction_value.labels(model.name), values)
 
     def _shadow(
         self, shadow: LoadedModel, batch: ValidatedBatch, primary: list[RecordBlock],
