@@ -153,8 +153,8 @@ class GatewayCore:
     ) -> None:
         m = self.metrics
         m.predictions.labels(model.name, model.version, arm).inc(len(values))
-        for _, feature, issue in batch.quality:
-            m.quality.labels(model.name, feature, issue).inc()
+        for (feature, issue), count in Counter((f, i) for _, f, i in batch.quality).items():
+            m.quality.labels(model.name, feature, issue).inc(count)
         if arm == SHADOW:
             return
         if model.card.task == "classification":
