@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
 from service.store import GroupCommitWriter, open_store
+from service.store.blocks import RecordBlock
+from service.store.records import new_prediction_ids
 from tests.store.store_helpers import make_records
 
 
@@ -40,13 +43,19 @@ async def _ack_forever(url: str) -> None:
     writer = GroupCommitWriter(store, "durable")
 
     async def request(i: int) -> None:
-        while True:
-            record = make_records(1, model="kill")[0]
-            await writer.submit([record])
-            sys.stdout.write(record.id + "\n")  # acknowledged = committed
+        while True:  # odd requests log a 16-row block, as the gateway logs a batch request
+            items = [make_records(1, model="kill")[0]] if i % 2 == 0 else [_block(16)]
+            await writer.submit(items)
+            ids = [r.id for r in items] if i % 2 == 0 else items[0].ids
+            sys.stdout.write("".join(rid + "\n" for rid in ids))  # acknowledged = committed
             sys.stdout.flush()
 
     await asyncio.gather(*(request(i) for i in range(16)))
+
+
+def _block(n: int) -> RecordBlock:
+    return RecordBlock("kill", "1", "default", time.time(), new_prediction_ids(n),
+                       {"x": [float(i) for i in range(n)]}, list(range(n)), request_id="batch")
 
 
 if __name__ == "__main__":  # python store_workers.py URL: ack records until killed

@@ -163,7 +163,8 @@ def test_threads_writing_while_consumer_reads_see_everything_once(store: Store) 
 
 
 def test_sigkill_loses_no_acknowledged_record(store_url: str) -> None:
-    """A durable writer is SIGKILLed mid-stream: every id it acknowledged is in the log."""
+    """A durable writer is SIGKILLed mid-stream: every id it acknowledged is in the log
+    (single records and 16-row blocks alike)."""
     open_store(store_url).close()  # create the schema first
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}"}
     proc = subprocess.Popen(
