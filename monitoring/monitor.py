@@ -313,6 +313,7 @@ class ModelMonitor:
         performance; data-quality counters; records and labels seen."""
         tolerances: dict[str, Tolerance] = getattr(self, "tolerances", {})
         size: ReferenceSize | None = getattr(self, "reference_size", None)
+        window = self.current_window_stats()
         return MonitorStatus(
             records_seen=self.seen,
             labels_seen=self.performance.labels_seen,
@@ -320,7 +321,7 @@ class ModelMonitor:
             last_ts=self._last_ts,
             expected_run_time=self.config.expected_run_time,
             false_alarm_rate_per_stream=self.rate,
-            streams={s.name: s.status(self.drift[s.name], self.window_stats.get(s.name),
+            streams={s.name: s.status(self.drift[s.name], window.get(s.name),
                                       s.name in self._alarmed, tolerances.get(s.name))
                      for s in self.streams},
             performance=self.performance.metrics(),
@@ -469,21 +470,16 @@ class ModelMonitor:
         self._ring_n = min(self._ring_n + n, w)
 
     def _window_check(self) -> list[MonitorEvent]:
-        """Window statistics for every stream, then drift resolution (hysteresis)."""
-        m = self._ring_n
+        """Drift resolution (hysteresis): a drift-active stream quiet for ``resolve_after``
+        records ends its episode once its window matches the reference again. Only such
+        streams need their window statistics here; the others' are computed when read
+        (:meth:`current_window_stats`)."""
         out: list[MonitorEvent] = []
-        for j, stream in enumerate(self.numeric):
-            self.window_stats[stream.name] = self._num_refs[j].compare(self._ring_num[:m, j])
-        if self.multivariate is not None:
-            q = getattr(self, "_mv_cols", np.arange(self._mv_score.p))
-            rows = self._ring_num[:m, q]
-            self.window_stats[MULTIVARIATE] = self._mv_ref.compare(self._mv_score.transform(rows))
-        for j, stream in enumerate(self.categorical):
-            c = self._ring_cat[:m, j]
-            self.window_stats[stream.name] = categorical_window_stats(
-                self._frequencies[j].probs, c[c >= 0])
         for name, st in self.drift.items():
-            ws = self.window_stats.get(name, {})
+            if not st.active or self.seen - 1 - st.last_alarm < self.config.resolve_after:
+                continue
+            ws = self._stream_window_stats(name)
+            self.window_stats[name] = ws
             p = ws.get("ks_p", ws.get("chi2_p", 1.0))
             if st.try_resolve(self.seen - 1, p, self.config.resolve_after,
                               self.config.resolve_p):
@@ -492,6 +488,33 @@ class ModelMonitor:
                     self._last_id or "", self._last_ts or 0.0,
                     {"alarms": st.alarms, "active_since": st.active_since}))
         return out
+
+    def current_window_stats(self) -> dict[str, dict[str, float]]:
+        """Every stream's window statistics (KS, PSI, JS, Wasserstein; chi-square for
+        categoricals) over its last ``stats_window`` values, recomputed at most once per
+        ``stats_every`` records (none before the first ``stats_every`` records): reading
+        them after every batch costs what one window check did."""
+        every = self.config.stats_every
+        due = self.seen // every
+        if due and due != getattr(self, "_stats_due", 0):
+            self.window_stats = {s.name: self._stream_window_stats(s.name)
+                                 for s in self.streams}
+            self._stats_due = due
+        return self.window_stats
+
+    def _stream_window_stats(self, name: str) -> dict[str, float]:
+        m = self._ring_n
+        for j, stream in enumerate(self.numeric):
+            if stream.name == name:
+                return self._num_refs[j].compare(self._ring_num[:m, j])
+        if self.multivariate is not None and name == MULTIVARIATE:
+            q = getattr(self, "_mv_cols", np.arange(self._mv_score.p))
+            return self._mv_ref.compare(self._mv_score.transform(self._ring_num[:m, q]))
+        for j, stream in enumerate(self.categorical):
+            if stream.name == name:
+                c = self._ring_cat[:m, j]
+                return categorical_window_stats(self._frequencies[j].probs, c[c >= 0])
+        return {}
 
 
 def stream_tolerances(

@@ -51,7 +51,7 @@ def test_broken_correlation_fires_multivariate_only(model5: tuple) -> None:
     ev = _drift_events(mon.update_many(records(x, c)))
     assert ev == [("multivariate_drift", "__multivariate__", "r1038")]
     # the joint change persists: the score's window still differs, so the episode stays open
-    assert mon.window_stats["__multivariate__"]["ks_p"] < 0.01
+    assert mon.current_window_stats()["__multivariate__"]["ks_p"] < 0.01
     assert mon.drift["__multivariate__"].active
 
 
