@@ -22,8 +22,10 @@ service.errors.APIError: row 0: missing feature 'x'
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +45,7 @@ class ValidatedBatch:
 
     rows: list[dict[str, Any]]
     quality: list[tuple[int, str, str]] = field(default_factory=list)  # (row, feature, issue)
-    columns: dict[str, list[Any]] = field(default_factory=dict)
+    columns: dict[str, Sequence[Any]] = field(default_factory=dict)
 
 
 class _Column:
@@ -59,7 +61,7 @@ class _Column:
         self.low, self.high = low, high
         self.categories = None if spec.categories is None else frozenset(spec.categories)
 
-    def suspects(self, values: list[Any]) -> Iterable[int]:
+    def suspects(self, values: Sequence[Any]) -> Iterable[int]:
         """Indices of the values that may have an issue (a superset: all of them when the
         column holds unexpected types)."""
         kinds = set(map(type, values))
@@ -93,30 +95,37 @@ class RowValidator:
         self.names = [f.name for f in features]
         self._name_set = frozenset(self.names)
         self._columns = [_Column(f) for f in features]
+        self._getter: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            operator.itemgetter(*self.names) if len(self.names) > 1
+            else lambda row: tuple(row[n] for n in self.names))
+        self._numeric = [j for j, c in enumerate(self._columns) if c.kind == "numeric"]
+        self._lows = np.array([self._columns[j].low for j in self._numeric])[:, None]
+        self._highs = np.array([self._columns[j].high for j in self._numeric])[:, None]
 
     def validate(self, rows: Any) -> ValidatedBatch:
         if not isinstance(rows, list) or not rows:
             raise invalid("invalid_inputs", "'inputs' must be a non-empty list of objects")
-        problems: list[dict[str, Any]] = []
         names = self._name_set
-        for index, row in enumerate(rows):
-            if not isinstance(row, dict):
-                problems.append({"row": index, "type": "invalid_row", "message": "not an object"})
-            elif row.keys() != names:
-                problems.extend(self._key_problems(index, row))
-        if problems:  # the values of malformed rows are not checked
-            bad = {p["row"] for p in problems}
+        problems: list[dict[str, Any]] = []
+        kept: list[int] | None = None
+        if not all(type(row) is dict and row.keys() == names for row in rows):
+            for index, row in enumerate(rows):
+                if not isinstance(row, dict):
+                    problems.append({"row": index, "type": "invalid_row",
+                                     "message": "not an object"})
+                elif row.keys() != names:
+                    problems.extend(self._key_problems(index, row))
+            bad = {p["row"] for p in problems}  # the values of malformed rows are not checked
             kept = [i for i in range(len(rows)) if i not in bad]
-        else:
-            kept = None
         good = rows if kept is None else [rows[i] for i in kept]
-        columns: dict[str, list[Any]] = {}
+        cols: list[tuple[Any, ...]] = (list(zip(*map(self._getter, good), strict=True))
+                                       if good else [() for _ in self.names])
+        suspects = self._numeric_suspects(cols)
         found: list[tuple[int, int, str, Issue]] = []  # (row, feature index, name, issue)
         for j, column in enumerate(self._columns):
-            values = [row[column.name] for row in good]
-            columns[column.name] = values
+            values = cols[j]
             check = column.check
-            for i in column.suspects(values):
+            for i in suspects[j] if j in suspects else column.suspects(values):
                 issue = check(values[i])
                 if issue is not None:
                     found.append((i if kept is None else kept[i], j, column.name, issue))
@@ -133,7 +142,26 @@ class RowValidator:
             first = problems[0]
             where = f"row {first['row']}: " if "row" in first else ""
             raise invalid(first["type"], where + first["message"], {"problems": problems})
-        return ValidatedBatch(rows=rows, quality=quality, columns=columns)
+        return ValidatedBatch(rows=rows, quality=quality,
+                              columns=dict(zip(self.names, cols, strict=True)))
+
+    def _numeric_suspects(self, cols: list[tuple[Any, ...]]) -> dict[int, Iterable[int]]:
+        """The suspects of every numeric column, all tested in one matrix when they hold
+        numbers only (else none: each column is then tested on its own)."""
+        if not self._numeric or not cols[self._numeric[0]]:
+            return {}
+        values = [cols[j] for j in self._numeric]
+        if not set(map(type, itertools.chain.from_iterable(values))) <= _NUMBERS:
+            return {}
+        try:
+            x = np.array(values, dtype=np.float64)
+        except (OverflowError, ValueError, TypeError):
+            return {}
+        with np.errstate(invalid="ignore"):
+            fine = (x >= self._lows) & (x <= self._highs)
+        if fine.all():
+            return dict.fromkeys(self._numeric, ())
+        return {j: np.flatnonzero(~fine[k]).tolist() for k, j in enumerate(self._numeric)}
 
     def _key_problems(self, index: int, row: dict[str, Any]) -> list[dict[str, Any]]:
         found = []
