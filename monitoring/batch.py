@@ -74,15 +74,19 @@ class RecordBatch:
         ...                  ).features
         {'x': [1, None, None]}
         """
-        names: dict[str, None] = {}
-        for part in parts:
-            names.update(dict.fromkeys(part[2]))
         chain = itertools.chain.from_iterable
+        keys = parts[0][2].keys() if parts else {}.keys()
         ids = list(chain([p[0] for p in parts]))
         ts = list(chain([[p[1]] * len(p[0]) if isinstance(p[1], (int, float)) else p[1]
                          for p in parts]))
-        features = {n: list(chain([_column(p[2], n, len(p[0])) for p in parts]))
-                    for n in names}
+        if all(p[2].keys() == keys for p in parts):  # the usual case: one card's features
+            features = {n: list(chain([p[2][n] for p in parts])) for n in keys}
+        else:
+            names: dict[str, None] = {}
+            for part in parts:
+                names.update(dict.fromkeys(part[2]))
+            features = {n: list(chain([_column(p[2], n, len(p[0])) for p in parts]))
+                        for n in names}
         return cls(ids, ts, features, list(chain([p[3] for p in parts])))
 
 
