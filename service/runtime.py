@@ -19,7 +19,7 @@ from service.validation import RowValidator
 log = logging.getLogger(__name__)
 
 Rows = list[dict[str, Any]]
-AUTO_MIN_FIXED_MS = 1.0  # batching "auto": on when one call costs at least this beyond its rows
+AUTO_MIN_FIXED_MS = 1.0  # batching "auto": on when a call's fixed CPU cost is at least this
 COST_ROWS = 32  # warm-up measures a call of one row and one of this many
 
 
@@ -39,7 +39,9 @@ class Prediction:
 
 @dataclass(frozen=True)
 class CallCost:
-    """A version's predict time, measured when it is loaded: ``t(n) = fixed + n * per_row``.
+    """A version's predict cost, measured when it is loaded: ``t(n) = fixed + n * per_row``,
+    in CPU milliseconds of the calling thread (CPU time, not wall time: a busy machine
+    delays a call without making it cost more).
 
     >>> round(CallCost.of(one_row_ms=10.0, rows_ms=13.1, rows=32).fixed_ms, 3)
     9.9
@@ -63,16 +65,16 @@ class CallCost:
 
     @classmethod
     def measure(cls, predict: Callable[[Rows], Any], row: dict[str, Any],
-                rows: int = COST_ROWS, repeat: int = 3) -> CallCost:
-        """Best of ``repeat`` timings of one row and of ``rows`` copies of it (once each
-        when a call takes more than 0.2 s)."""
+                rows: int = COST_ROWS, repeat: int = 5) -> CallCost:
+        """Best of ``repeat`` calls of one row and of ``rows`` copies of it (fewer when a
+        call costs more than 0.1 s)."""
         def best(batch: Rows) -> float:
             times = []
             for _ in range(repeat):
-                started = time.perf_counter()
+                started = time.thread_time()
                 predict(batch)
-                times.append((time.perf_counter() - started) * 1000.0)
-                if times[-1] > 200.0:
+                times.append((time.thread_time() - started) * 1000.0)
+                if times[-1] > 100.0:
                     break
             return min(times)
 
@@ -83,7 +85,7 @@ def batching_decision(config: BatchingConfig, cost: CallCost | None) -> tuple[bo
     """Whether a version batches under ``config``, and why (shown by GET /models/{name}).
 
     >>> batching_decision(BatchingConfig(), CallCost(0.05, 0.08, 32))
-    (False, 'auto: fixed cost 0.049 ms per call < 1 ms')
+    (False, 'auto: fixed cost 0.049 ms CPU per call < 1 ms')
     >>> batching_decision(BatchingConfig(), CallCost(12.0, 14.0, 32))[0]
     True
     >>> batching_decision(BatchingConfig(enabled=False), CallCost(12.0, 14.0, 32))
@@ -97,7 +99,7 @@ def batching_decision(config: BatchingConfig, cost: CallCost | None) -> tuple[bo
         return False, "auto: call cost not measured"
     fixed = cost.fixed_ms
     sign = ">=" if fixed >= AUTO_MIN_FIXED_MS else "<"
-    return fixed >= AUTO_MIN_FIXED_MS, f"auto: fixed cost {fixed:.3g} ms per call {sign} " \
+    return fixed >= AUTO_MIN_FIXED_MS, f"auto: fixed cost {fixed:.3g} ms CPU per call {sign} " \
         f"{AUTO_MIN_FIXED_MS:g} ms"
 
 
@@ -190,7 +192,7 @@ class LoadedModel:
             "max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait_ms,
         }
         if self.cost is not None:
-            info["call_ms"] = {"one_row": round(self.cost.one_row_ms, 4),
+            info["call_cpu_ms"] = {"one_row": round(self.cost.one_row_ms, 4),
                                f"rows_{self.cost.rows}": round(self.cost.rows_ms, 4),
                                "fixed": round(self.cost.fixed_ms, 4)}
         if self.batcher is not None:

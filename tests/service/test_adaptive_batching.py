@@ -143,8 +143,10 @@ def test_close_ends_the_thread_after_the_queue_is_answered():
 
 
 def test_auto_decides_on_the_fixed_cost_of_a_call_measured_at_load():
-    def heavy(rows: list[dict]) -> None:  # 3 ms per call whatever its rows
-        time.sleep(0.003)
+    def heavy(rows: list[dict]) -> None:  # 3 ms of CPU per call whatever its rows
+        started = time.thread_time()
+        while time.thread_time() - started < 0.003:
+            pass
 
     cost = CallCost.measure(heavy, {"x": 1.0})
     assert cost.fixed_ms >= 1.0
@@ -179,7 +181,7 @@ def test_batching_off_predicts_inline_as_before(demo_models):
     assert answer == plain(rows) and threads == [loop_thread]
     info = model.batching_info()
     assert info["enabled"] is False and info["reason"] == "off in the serving configuration"
-    assert "stats" not in info and info["call_ms"]["one_row"] > 0
+    assert "stats" not in info and info["call_cpu_ms"]["one_row"] > 0
 
 
 # -- the gateway under concurrent requests ---------------------------------------------------
@@ -283,3 +285,28 @@ def test_a_model_error_fails_only_its_own_request(tmp_path, demo_models):
     assert codes == [200] * 5 + [500] + [200] * 6
     assert responses[5].json()["error"]["type"] == "model_error"
     assert model.batcher.stats.retried >= 1
+
+
+def test_a_routing_change_reconfigures_batching_live(demo_models):
+    from service.routing import Router
+    from service.routing_watch import registry_by_name
+
+    router = Router(seed=0)
+    registry = registry_by_name()
+    router.refresh(1, {REGRESSOR: ServedModelConfig(batching=BatchingConfig(enabled=True))},
+                   registry)
+    model = router.route(REGRESSOR).model
+    first = model.batcher
+    assert first is not None and first.max_batch_size == 64 and first.max_wait_ms == 2.0
+    on = BatchingConfig(enabled=True, max_batch_size=8, max_wait_ms=0)
+    router.refresh(2, {REGRESSOR: ServedModelConfig(batching=on)}, registry)
+    assert router.route(REGRESSOR).model is model  # the same loaded version, re-batched
+    assert model.batcher is not first and model.batcher.max_batch_size == 8
+    assert router.models[REGRESSOR].describe()["batching"][model.version]["setting"] is True
+    router.refresh(3, {}, registry)  # no batching settings: auto, as the measured cost says
+    info = router.models[REGRESSOR].describe()["batching"][model.version]
+    assert info["setting"] == "auto" and info["reason"].startswith("auto: fixed cost")
+    assert (model.batcher is not None) is info["enabled"]
+    off = ServedModelConfig(batching=BatchingConfig(enabled=False))
+    router.refresh(4, {REGRESSOR: off}, registry)
+    assert model.batcher is None

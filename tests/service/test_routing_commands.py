@@ -39,7 +39,7 @@ def test_cli_commands_change_what_the_gateway_serves(tmp_path, demo_models, caps
             "aliases": {"stable": v1.version}, "canary": {"version": v1.version, "weight": 0.5},
             "shadow": v1.version}
         assert sorted(batching) == sorted({v1.version, v2.version})  # each routed version
-        assert not any(b["enabled"] for b in batching.values())  # ridge: auto finds it light
+        assert all(b["setting"] == "auto" for b in batching.values())  # the default
         assert main(["models", "shadow", name, "--off"]) == 0
         assert main(["models", "canary", name, "--off"]) == 0
         assert main(["models", "rollback", name, "--reason", "3 a.m."]) == 0
