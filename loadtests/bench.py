@@ -3,6 +3,7 @@
     make bench                                    # = python -m loadtests.bench  (~8 min)
     python -m loadtests.bench --quick             # ~3 min
     python -m loadtests.bench --no-heavy --large-batch 0   # one row and 64 rows only
+    python -m loadtests.bench --heavy-only --rounds 5      # adaptive batching only (~4 min)
     python -m loadtests.bench --logging-modes     # + logging off / durable / async (~6 min)
     python -m loadtests.bench --logging-modes --postgres          # + PostgreSQL (default DSN)
     python -m loadtests.bench --logging-modes --postgres postgresql://me@db:5432/postgres
@@ -679,6 +680,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-heavy", action="store_true",
                    help=f"skip the heavy-model case ({HEAVY_TREES}-tree forest, one row per "
                    "request: bare BentoML batchable=True, driftgate batching on and off)")
+    p.add_argument("--heavy-only", action="store_true", help="only the heavy-model case")
     p.add_argument("--logging-modes", action="store_true",
                    help="also driftgate with logging off, durable and async (1-row case)")
     p.add_argument("--postgres", nargs="?", const=DEFAULT_PG, metavar="DSN",
@@ -740,6 +742,8 @@ def main(argv: list[str] | None = None) -> int:
         single = [bare, full, Target("fastroute-off", "driftgate, FastAPI /predict",
                                      env={**full.env, "DRIFTGATE_FAST_PREDICT_ROUTE": "false"},
                                      monitored=True, baseline="driftgate")]
+    if args.heavy_only:
+        single = []
     try:
         if args.logging_modes:
             single += [gateway_target("off", "driftgate (logging off)", "sqlite", logging=False),
@@ -768,14 +772,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starting {len(single) + len(heavy)} services ...", flush=True)
         start_all(single + heavy, workdir, started)
         rows = reference_rows(MODEL, 8, seed=0)  # the heavy model has the same features
-        print(f"all ready after {time.monotonic() - started_at:.0f} s; "
-              + check_same_predictions(single, rows), flush=True)
-        if heavy:
-            print(check_same_predictions(heavy, rows))
-            for t in heavy[1:]:
-                print(f"{t.label}: {batching_of(t)}", flush=True)
-        cases = [Case("one row", 1, single)]
-        if not (args.auth or args.fast_route):
+        print(f"all ready after {time.monotonic() - started_at:.0f} s", flush=True)
+        for group in (single, heavy):
+            if group:
+                print(check_same_predictions(group, rows))
+        for t in single + heavy:
+            if not t.bare:
+                print(f"{t.label} ({t.model}): {batching_of(t)}", flush=True)
+        cases = [Case("one row", 1, single)] if single else []
+        if single and not (args.auth or args.fast_route):
             cases.append(Case(f"batch of {args.batch}", args.batch, [bare, full]))
             if args.large_batch:
                 cases.append(Case(f"batch of {args.large_batch}", args.large_batch,
@@ -787,9 +792,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nresults (medians over rounds; run took {time.monotonic() - started_at:.0f} s)")
         summaries = [print_case(case) for case in cases]
         print()
-        print_verdict(cases[0], summaries[0])
-        for case, summary in zip(cases[1:], summaries[1:], strict=True):
-            print_targets(case, summary)
+        for case, summary in zip(cases, summaries, strict=True):
+            if case.name == "one row":
+                print_verdict(case, summary)
+            else:
+                print_targets(case, summary)
         print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return 0
     except KeyboardInterrupt:
