@@ -407,6 +407,16 @@ def log_bytes(server: Server) -> int:
     return 0
 
 
+def predictions_total(url: str) -> float:
+    """Rows the gateway predicted and logged so far (sum of driftgate_predictions_total)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("driftgate_predictions_total{"))
+
+
 def read_lag(url: str) -> tuple[float | None, float | None]:
     try:
         return metric_value(url, LAG_RECORDS, {}), metric_value(url, LAG_SECONDS, {})
@@ -451,8 +461,9 @@ class Round:
     wrk: WrkResult
     cpu_s: float  # the service's processes (for the gateway: arbiter and workers)
     monitor_cpu_s: float = 0.0  # the monitor's process, until it caught up
-    rows: int = 0  # rows answered with a 2xx
-    log_bytes: int = 0  # growth of the prediction log's files
+    rows: int = 0  # rows answered with a 2xx while wrk ran
+    logged: int = 0  # rows logged (the gateway's count: also those in flight at the end)
+    log_bytes: int = 0  # growth of the prediction log
     lag_max_records: float | None = None
     lag_max_seconds: float | None = None
     lag_after_records: float | None = None
@@ -465,12 +476,16 @@ def measure(target: Target, wrk: str, script: Path, args: argparse.Namespace,
     assert server is not None
     url = server.url + target.path
     cpu0, bytes0 = cpu_seconds(server), log_bytes(server)
+    logged0 = 0.0 if target.bare else predictions_total(server.url)
     if not target.monitored:
         result = run_wrk(wrk, url, script, args.duration, args.connections, args.threads)
         cpu = cpu_seconds(server)
-        return Round(result, cpu["service"] - cpu0["service"],
-                     cpu["monitor"] - cpu0["monitor"], (result.requests - result.errors) * rows,
-                     log_bytes(server) - bytes0)
+        answered = (result.requests - result.errors) * rows
+        if target.bare:
+            return Round(result, cpu["service"] - cpu0["service"], 0.0, answered, answered)
+        time.sleep(1.0)  # requests still in flight when wrk stopped are logged
+        return Round(result, cpu["service"] - cpu0["service"], 0.0, answered,
+                     round(predictions_total(server.url) - logged0), log_bytes(server) - bytes0)
     with lag_sampler(server.url) as samples:
         result = run_wrk(wrk, url, script, args.duration, args.connections, args.threads)
     cpu = cpu_seconds(server)
@@ -481,7 +496,8 @@ def measure(target: Target, wrk: str, script: Path, args: argparse.Namespace,
     monitor_cpu = cpu_seconds(server)["monitor"] - cpu0["monitor"]  # its catch-up included
     return Round(
         result, cpu["service"] - cpu0["service"], monitor_cpu,
-        (result.requests - result.errors) * rows, log_bytes(server) - bytes0,
+        (result.requests - result.errors) * rows, round(predictions_total(server.url) - logged0),
+        log_bytes(server) - bytes0,
         lag_max_records=max((s[0] for s in samples), default=None),
         lag_max_seconds=max((s[1] for s in samples), default=None),
         lag_after_records=after_records, catch_up_s=catch_up,
@@ -550,7 +566,8 @@ def summarize(case: Case) -> list[dict[str, Any]]:
         monitor_cpu = sum(r.monitor_cpu_s for r in rounds)
         total_requests = sum(r.wrk.requests for r in rounds)
         rows = sum(r.rows for r in rounds)
-        logged = sum(r.log_bytes for r in rounds)
+        logged = sum(r.logged for r in rounds)
+        log_growth = sum(r.log_bytes for r in rounds)
         out.append({
             "target": t, "rounds": [r.wrk.rps for r in rounds],
             "rps": _median([r.wrk.rps for r in rounds]),
@@ -560,8 +577,8 @@ def summarize(case: Case) -> list[dict[str, Any]]:
             "per_cpu": (total_requests / (service_cpu + monitor_cpu)
                         if service_cpu + monitor_cpu > 0 else None),
             "cpu_us_row": service_cpu / rows * 1e6 if rows else None,
-            "monitor_us_row": monitor_cpu / rows * 1e6 if rows and t.monitored else None,
-            "log_bytes_row": logged / rows if rows and not t.bare and logged > 0 else None,
+            "monitor_us_row": monitor_cpu / logged * 1e6 if logged and t.monitored else None,
+            "log_bytes_row": log_growth / logged if logged and not t.bare else None,
             "lag_rec": _max([r.lag_max_records for r in rounds]),
             "lag_s": _max([r.lag_max_seconds for r in rounds]),
             "lag_after": _max([r.lag_after_records for r in rounds]),
@@ -638,8 +655,9 @@ def machine_header(args: argparse.Namespace, wrk: str) -> str:
         f"{HEAVY_MODEL}, {HEAVY_TREES} trees), {args.rounds} rounds x {args.duration:.0f} s per "
         f"service in turns after {args.warmup:.0f} s warm-up; x = driftgate/bare (median of "
         "per-round pairs); CPU us/row: the service's processes (driftgate: arbiter and "
-        "gateway workers), mon us/row: the monitor's process until it caught up; log B/row: "
-        "growth of the SQLite log (its pages, database and WAL) per row answered",
+        "gateway workers) per row answered while wrk ran; mon us/row: the monitor's process "
+        "until it caught up, per row logged; log B/row: growth of the SQLite log (its pages, "
+        "database and WAL) per row logged",
     ])
 
 
