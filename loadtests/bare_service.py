@@ -7,6 +7,10 @@ classifiers, ``predict_proba``) in an ``async def`` API on two workers.
     BARE_MODEL=diabetes bentoml serve loadtests.bare_service:BareService --port 3001
     curl -s localhost:3001/predict -H 'content-type: application/json' \\
         -d '{"inputs": [{"age": 48, "sex": 1, "bmi": 21.6, ...}]}'
+
+``BareBatchService`` is the same with BentoML's adaptive batching (``batchable=True``, a
+synchronous API run in BentoML's thread pool, as BentoML recommends for scikit-learn): the
+baseline of the heavy-model case.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ TAIL_FIX = os.environ.get("BARE_TAIL_LATENCY_FIX", "false").lower() == "true"
 cancel_request_timers(TAIL_FIX)  # the same fix as driftgate's, when the benchmark asks
 
 
-@bentoml.service(name="bare", workers=2, traffic={"timeout": 60})
-class BareService:
-    """One registered model, nothing else."""
+BATCH_SIZE = int(os.environ.get("BARE_MAX_BATCH_SIZE", "64"))
 
+
+class _Model:
     def __init__(self) -> None:
         threadpool_limits(1)  # as the gateway does: no BLAS threads per worker
         entry = get_model(MODEL)
@@ -42,8 +46,7 @@ class BareService:
         if TAIL_FIX:
             freeze_startup_objects()
 
-    @bentoml.api
-    async def predict(self, inputs: list[dict]) -> list:
+    def _predict(self, inputs: list[dict]) -> list:
         if self.pandas:
             matrix: Any = pd.DataFrame(inputs, columns=self.names)
         else:
@@ -53,3 +56,21 @@ class BareService:
             return [[v, p] for v, p in zip(values, self.estimator.predict_proba(matrix).tolist(),
                                            strict=True)]
         return values
+
+
+@bentoml.service(name="bare", workers=2, traffic={"timeout": 60})
+class BareService(_Model):
+    """One registered model, nothing else."""
+
+    @bentoml.api
+    async def predict(self, inputs: list[dict]) -> list:
+        return self._predict(inputs)
+
+
+@bentoml.service(name="bare-batch", workers=2, traffic={"timeout": 60})
+class BareBatchService(_Model):
+    """One registered model behind BentoML's adaptive batching."""
+
+    @bentoml.api(batchable=True, max_batch_size=BATCH_SIZE)
+    def predict(self, inputs: list[dict]) -> list:
+        return self._predict(inputs)

@@ -1,7 +1,9 @@
 """Side-by-side benchmark: a bare BentoML service vs the full driftgate gateway, same model.
 
-    make bench                                    # = python -m loadtests.bench  (~4 min)
-    python -m loadtests.bench --quick             # ~1.5 min
+    make bench                                    # = python -m loadtests.bench  (~8 min)
+    python -m loadtests.bench --quick             # ~3 min
+    python -m loadtests.bench --no-heavy --large-batch 0   # one row and 64 rows only
+    python -m loadtests.bench --heavy-only --rounds 5      # adaptive batching only (~4 min)
     python -m loadtests.bench --logging-modes     # + logging off / durable / async (~6 min)
     python -m loadtests.bench --logging-modes --postgres          # + PostgreSQL (default DSN)
     python -m loadtests.bench --logging-modes --postgres postgresql://me@db:5432/postgres
@@ -11,13 +13,18 @@
 Both services run at once on 127.0.0.1, each in its own temporary data directory, and wrk
 (64 connections, a Lua POST script rotating reference rows of ``diabetes``) drives them in
 turns: warm-up, then A, B, A, B, ... for ``--rounds`` rounds of ``--duration`` seconds, first
-with one row per request, then with ``--batch`` rows per request. The table shows the median
-over rounds of requests/s, p50 and p99 latency and requests per CPU second of the service's
-processes, the ratios driftgate/bare, and the monitor lag read from the gateway's /metrics
-during and right after each driftgate round (the next round starts once the monitor has
-caught up, so a backlog never steals CPU from the other service's round).
+with one row per request, then with ``--batch`` and ``--large-batch`` rows per request, then
+the heavy model (a 300-tree random forest) at one row per request: bare BentoML with its
+adaptive batching (``batchable=True``) beside driftgate with adaptive batching at its
+default (``auto``, on for this model) and switched off. The table shows the median over
+rounds of requests/s, rows/s, p50 and p99 latency, the ratios to the bare service, CPU per
+row of the service's processes and of the monitor's separately, the prediction log's bytes
+per row, and the monitor lag read from the gateway's /metrics during and right after each
+driftgate round (the next round starts once the monitor has caught up, so a backlog never
+steals CPU from the other service's round).
 
-The demo models are registered in the BentoML model store (``BENTOML_HOME``) if missing.
+The demo models are registered in the BentoML model store (``BENTOML_HOME``) if missing;
+the heavy model only in a model store of the benchmark's own, deleted at the end.
 wrk is installed with apt-get when absent and we are root. Everything started is stopped on
 exit, Ctrl-C and errors; a throwaway PostgreSQL database is dropped.
 """
@@ -25,6 +32,7 @@ exit, Ctrl-C and errors; a throwaway PostgreSQL database is dropped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -32,6 +40,7 @@ import platform
 import secrets
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -61,6 +70,8 @@ from loadtests.harness import (
 )
 
 MODEL = "diabetes"
+HEAVY_MODEL = "diabetes-forest"  # registered in the benchmark's own model store only
+HEAVY_TREES = 300
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 LAG_RECORDS = "driftgate_monitor_lag_records"
 LAG_SECONDS = "driftgate_monitor_lag_seconds"
@@ -105,6 +116,10 @@ class Target:
     baseline: str = "bare"  # the bare target this one is compared with
     server: Server | None = None
     api_key: str | None = None  # created in the gateway's store before it starts; sent
+    model: str = MODEL
+    service: str | None = None  # the bare service class, when not the default one
+    batching: dict[str, Any] | None = None  # the gateway's serving-file batching of `model`
+    models_home: Path | None = None  # a model store of its own (else the shared one)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -115,7 +130,7 @@ class Target:
         return "/predict"
 
     def body(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"inputs": rows} if self.bare else {"model": MODEL, "inputs": rows}
+        return {"inputs": rows} if self.bare else {"model": self.model, "inputs": rows}
 
 
 def gateway_target(key: str, label: str, store: str, logging: bool = True,
@@ -143,15 +158,19 @@ def launch(target: Target, data_dir: Path) -> Launched:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = data_dir / f"bentoml-{port}.log"
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true",
-           "BENTOML_HOME": private_bentoml_home(data_dir), **target.env}
+    home = (own_models_home(data_dir, target.models_home) if target.models_home
+            else private_bentoml_home(data_dir))
+    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": home, **target.env}
     if target.bare:
-        service = "loadtests.bare_service:BareService"
-        env["BARE_MODEL"] = MODEL
+        service = target.service or "loadtests.bare_service:BareService"
+        env["BARE_MODEL"] = target.model
     else:
         service = "service.gateway:Gateway"
         config = data_dir / "driftgate.yaml"  # serve the benchmarked model only, like bare
-        config.write_text(yaml.safe_dump({"models": {MODEL: {"default": "latest"}}}))
+        served: dict[str, Any] = {"default": "latest"}
+        if target.batching is not None:
+            served["batching"] = target.batching
+        config.write_text(yaml.safe_dump({"models": {target.model: served}}))
         env |= {"DRIFTGATE_DATA_DIR": str(data_dir), "DRIFTGATE_CONFIG_FILE": str(config)}
         if target.api_key:
             store_key(data_dir / "predictions.sqlite3", target.api_key)
@@ -161,6 +180,50 @@ def launch(target: Target, data_dir: Path) -> Launched:
         start_new_session=True,
     )
     return Launched(process, port, data_dir, log)
+
+
+def own_models_home(data_dir: Path, models: Path) -> str:
+    """A BENTOML_HOME whose model store is ``models`` (the heavy model's, never the shared
+    store that ``make serve`` serves from)."""
+    home = data_dir / "bentoml-home"
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "models"
+    if not link.exists():
+        link.symlink_to(models, target_is_directory=True)
+    return str(home)
+
+
+def register_heavy_model(workdir: Path) -> Path:
+    """Train and register the heavy model in a BentoML model store of the benchmark's own
+    (a subprocess: BENTOML_HOME is read once per process); returns the store's directory."""
+    home = workdir / "heavy-store"
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    code = f"from loadtests.bench import train_heavy; print(train_heavy({HEAVY_TREES}))"
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        raise RuntimeError(f"registering {HEAVY_MODEL} failed:\n{done.stderr[-3000:]}")
+    return home / "models"
+
+
+def train_heavy(trees: int) -> str:
+    """A random forest of ``trees`` trees on the diabetes data (same features as
+    ``diabetes``): a model whose every call costs milliseconds whatever its rows."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import train_test_split
+
+    from models.demo import SEED, diabetes_data
+    from models.registry import register_model
+
+    X, y = diabetes_data()
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.4, random_state=SEED)
+    forest = RandomForestRegressor(n_estimators=trees, random_state=SEED).fit(X_tr.to_numpy(),
+                                                                              y_tr)
+    entry = register_model(HEAVY_MODEL, forest, X_tr, y_tr, reference=X_te,
+                           reference_target=y_te, parameters={"n_estimators": trees},
+                           code_version="driftgate-bench")
+    return entry.tag
 
 
 def new_api_key() -> str:
@@ -309,16 +372,49 @@ def run_wrk(wrk: str, url: str, script: Path, seconds: float, connections: int,
 # --- measurement ----------------------------------------------------------------------------
 
 
-def cpu_seconds(server: Server) -> float:
-    """CPU time of the server's process tree (arbiter, workers, monitor) so far."""
-    total = 0.0
+MONITOR_SERVICE = "driftgate-monitor"  # the monitor worker's --service-name
+
+
+def cpu_seconds(server: Server) -> dict[str, float]:
+    """CPU time so far of the server's process tree, split into ``monitor`` (the monitor
+    service's worker, told apart by its command line) and ``service`` (the arbiter and the
+    entry service's workers)."""
+    total = {"service": 0.0, "monitor": 0.0}
     with suppress(psutil.Error):
         root = psutil.Process(server.process.pid)
         for proc in [root, *root.children(recursive=True)]:
             with suppress(psutil.Error):
                 times = proc.cpu_times()
-                total += times.user + times.system + times.children_user + times.children_system
+                role = "monitor" if MONITOR_SERVICE in proc.cmdline() else "service"
+                total[role] += (times.user + times.system + times.children_user
+                                + times.children_system)
     return total
+
+
+def log_bytes(server: Server) -> int:
+    """Bytes of the SQLite prediction log: its pages, in the database file or still in the
+    write-ahead log (``page_count x page_size`` of the latest snapshot). The files' sizes
+    measure the same once the WAL is checkpointed; before, the WAL file keeps its high-water
+    size, which would count a large commit's pages twice."""
+    path = server.data_dir / "predictions.sqlite3"
+    if not path.exists():
+        return 0
+    with suppress(sqlite3.Error), contextlib.closing(
+        sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    ) as db:
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        return int(pages * db.execute("PRAGMA page_size").fetchone()[0])
+    return 0
+
+
+def predictions_total(url: str) -> float:
+    """Rows the gateway predicted and logged so far (sum of driftgate_predictions_total)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("driftgate_predictions_total{"))
 
 
 def read_lag(url: str) -> tuple[float | None, float | None]:
@@ -363,30 +459,45 @@ def wait_caught_up(url: str, timeout: float) -> tuple[float | None, float]:
 @dataclass
 class Round:
     wrk: WrkResult
-    cpu_s: float
+    cpu_s: float  # the service's processes (for the gateway: arbiter and workers)
+    monitor_cpu_s: float = 0.0  # the monitor's process, until it caught up
+    rows: int = 0  # rows answered with a 2xx while wrk ran
+    logged: int = 0  # rows logged (the gateway's count: also those in flight at the end)
+    log_bytes: int = 0  # growth of the prediction log
     lag_max_records: float | None = None
     lag_max_seconds: float | None = None
     lag_after_records: float | None = None
     catch_up_s: float | None = None
 
 
-def measure(target: Target, wrk: str, script: Path, args: argparse.Namespace) -> Round:
+def measure(target: Target, wrk: str, script: Path, args: argparse.Namespace,
+            rows: int) -> Round:
     server = target.server
     assert server is not None
     url = server.url + target.path
-    cpu0 = cpu_seconds(server)
+    cpu0, bytes0 = cpu_seconds(server), log_bytes(server)
+    logged0 = 0.0 if target.bare else predictions_total(server.url)
     if not target.monitored:
         result = run_wrk(wrk, url, script, args.duration, args.connections, args.threads)
-        return Round(result, cpu_seconds(server) - cpu0)
+        cpu = cpu_seconds(server)
+        answered = (result.requests - result.errors) * rows
+        if target.bare:
+            return Round(result, cpu["service"] - cpu0["service"], 0.0, answered, answered)
+        time.sleep(1.0)  # requests still in flight when wrk stopped are logged
+        return Round(result, cpu["service"] - cpu0["service"], 0.0, answered,
+                     round(predictions_total(server.url) - logged0), log_bytes(server) - bytes0)
     with lag_sampler(server.url) as samples:
         result = run_wrk(wrk, url, script, args.duration, args.connections, args.threads)
-    cpu = cpu_seconds(server) - cpu0
+    cpu = cpu_seconds(server)
     after_records, after_seconds = read_lag(server.url)
     if after_records is not None and after_seconds is not None:
         samples.append((after_records, after_seconds))
     catch_up, _ = wait_caught_up(server.url, timeout=args.catch_up_timeout)
+    monitor_cpu = cpu_seconds(server)["monitor"] - cpu0["monitor"]  # its catch-up included
     return Round(
-        result, cpu,
+        result, cpu["service"] - cpu0["service"], monitor_cpu,
+        (result.requests - result.errors) * rows, round(predictions_total(server.url) - logged0),
+        log_bytes(server) - bytes0,
         lag_max_records=max((s[0] for s in samples), default=None),
         lag_max_seconds=max((s[1] for s in samples), default=None),
         lag_after_records=after_records, catch_up_s=catch_up,
@@ -419,7 +530,7 @@ def run_case(case: Case, wrk: str, workdir: Path, args: argparse.Namespace) -> N
             wait_caught_up(t.server.url, timeout=args.catch_up_timeout)
     for r in range(args.rounds):
         for t in case.targets:
-            result = measure(t, wrk, scripts[t.key], args)
+            result = measure(t, wrk, scripts[t.key], args, case.rows)
             case.rounds.setdefault(t.key, []).append(result)
             lag = (f", lag max {result.lag_max_records:.0f} rec"
                    if result.lag_max_records is not None else "")
@@ -451,15 +562,23 @@ def summarize(case: Case) -> list[dict[str, Any]]:
         rounds = case.rounds.get(t.key, [])
         if not rounds:
             continue
-        total_cpu = sum(r.cpu_s for r in rounds)
+        service_cpu = sum(r.cpu_s for r in rounds)
+        monitor_cpu = sum(r.monitor_cpu_s for r in rounds)
         total_requests = sum(r.wrk.requests for r in rounds)
+        rows = sum(r.rows for r in rounds)
+        logged = sum(r.logged for r in rounds)
+        log_growth = sum(r.log_bytes for r in rounds)
         out.append({
             "target": t, "rounds": [r.wrk.rps for r in rounds],
             "rps": _median([r.wrk.rps for r in rounds]),
             "p50": _median([r.wrk.p50_ms for r in rounds]),
             "p99": _median([r.wrk.p99_ms for r in rounds]),
             "errors": sum(r.wrk.errors for r in rounds),
-            "per_cpu": total_requests / total_cpu if total_cpu > 0 else None,
+            "per_cpu": (total_requests / (service_cpu + monitor_cpu)
+                        if service_cpu + monitor_cpu > 0 else None),
+            "cpu_us_row": service_cpu / rows * 1e6 if rows else None,
+            "monitor_us_row": monitor_cpu / logged * 1e6 if logged and t.monitored else None,
+            "log_bytes_row": log_growth / logged if logged and not t.bare else None,
             "lag_rec": _max([r.lag_max_records for r in rounds]),
             "lag_s": _max([r.lag_max_seconds for r in rounds]),
             "lag_after": _max([r.lag_after_records for r in rounds]),
@@ -491,10 +610,11 @@ def paired_ratios(case: Case) -> dict[str, dict[str, float]]:
 def print_case(case: Case) -> list[dict[str, Any]]:
     rows = summarize(case)
     paired = paired_ratios(case)
-    header = (f"{'service':<31}{'req/s':>8}{'rows/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'err':>5}"
-              f"{'req/CPUs':>9}{'x req/s':>8}{'x p50':>7}{'x p99':>7}{'x req/CPUs':>11}"
-              f"{'lag rec':>9}{'lag s':>7}{'after':>7}{'catch-up s':>11}")
-    print(f"\n{case.name} ({case.rows} row{'s' if case.rows > 1 else ''} per request)")
+    header = (f"{'service':<34}{'req/s':>7}{'rows/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'err':>5}"
+              f"{'x req/s':>8}{'x p50':>7}{'x p99':>7}{'CPU us/row':>11}{'mon us/row':>11}"
+              f"{'log B/row':>10}{'lag rec':>9}{'lag s':>7}{'catch-up s':>11}")
+    print(f"\n{case.name} ({case.rows} row{'s' if case.rows > 1 else ''} per request, "
+          f"model {case.targets[0].model})")
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -507,11 +627,13 @@ def print_case(case: Case) -> list[dict[str, Any]]:
             return f"{r[key] / base[key]:.2f}"
 
         catch = _fmt(r["catch_up"], ".1f") if r["caught_up"] is not False else "timeout"
-        print(f"{r['target'].label:<31}{r['rps']:>8.0f}{r['rps'] * case.rows:>9.0f}"
-              f"{r['p50']:>8.1f}{r['p99']:>8.1f}{r['errors']:>5}{_fmt(r['per_cpu'], '.0f'):>9}"
-              f"{ratio('rps'):>8}{ratio('p50'):>7}{ratio('p99'):>7}{ratio('per_cpu'):>11}"
+        print(f"{r['target'].label:<34}{r['rps']:>7.0f}{r['rps'] * case.rows:>9.0f}"
+              f"{r['p50']:>8.1f}{r['p99']:>8.1f}{r['errors']:>5}"
+              f"{ratio('rps'):>8}{ratio('p50'):>7}{ratio('p99'):>7}"
+              f"{_fmt(r['cpu_us_row'], '.1f'):>11}{_fmt(r['monitor_us_row'], '.1f'):>11}"
+              f"{_fmt(r['log_bytes_row'], '.0f'):>10}"
               f"{_fmt(r['lag_rec'], '.0f'):>9}{_fmt(r['lag_s'], '.2f'):>7}"
-              f"{_fmt(r['lag_after'], '.0f'):>7}{catch if r['target'].monitored else '-':>11}")
+              f"{catch if r['target'].monitored else '-':>11}")
     print("req/s per round: " + "; ".join(
         f"{r['target'].key} " + " ".join(f"{v:.0f}" for v in r["rounds"]) for r in rows))
     return rows
@@ -529,10 +651,13 @@ def machine_header(args: argparse.Namespace, wrk: str) -> str:
         f"{platform.system()} {platform.release()}, load avg {load}",
         f"python {platform.python_version()}, bentoml {bentoml.__version__}, "
         f"{version.split(' [')[0].strip() or 'wrk'}",
-        f"load: wrk -t{args.threads} -c{args.connections} on 127.0.0.1, model {MODEL}, "
-        f"{args.rounds} rounds x {args.duration:.0f} s per service in turns after "
-        f"{args.warmup:.0f} s warm-up; x = driftgate/bare (median of per-round pairs; "
-        "req/CPUs over the service's whole process tree)",
+        f"load: wrk -t{args.threads} -c{args.connections} on 127.0.0.1, model {MODEL} (heavy: "
+        f"{HEAVY_MODEL}, {HEAVY_TREES} trees), {args.rounds} rounds x {args.duration:.0f} s per "
+        f"service in turns after {args.warmup:.0f} s warm-up; x = driftgate/bare (median of "
+        "per-round pairs); CPU us/row: the service's processes (driftgate: arbiter and "
+        "gateway workers) per row answered while wrk ran; mon us/row: the monitor's process "
+        "until it caught up, per row logged; log B/row: growth of the SQLite log (its pages, "
+        "database and WAL) per row logged",
     ])
 
 
@@ -561,13 +686,19 @@ def drop_pg_database(admin_dsn: str, name: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="3 rounds x 4 s (~1.5 min)")
-    p.add_argument("--rounds", type=int, help="rounds per service (default 4; quick 3)")
-    p.add_argument("--duration", type=float, help="seconds per round (default 10; quick 4)")
-    p.add_argument("--warmup", type=float, help="warm-up seconds (default 5; quick 2)")
+    p.add_argument("--quick", action="store_true", help="2 rounds x 4 s (~3 min)")
+    p.add_argument("--rounds", type=int, help="rounds per service (default 3; quick 2)")
+    p.add_argument("--duration", type=float, help="seconds per round (default 7; quick 4)")
+    p.add_argument("--warmup", type=float, help="warm-up seconds (default 3; quick 2)")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--batch", type=int, default=64, help="rows per request, multi-row case")
+    p.add_argument("--large-batch", type=int, default=1000,
+                   help="rows per request, large multi-row case (0: skip it)")
+    p.add_argument("--no-heavy", action="store_true",
+                   help=f"skip the heavy-model case ({HEAVY_TREES}-tree forest, one row per "
+                   "request: bare BentoML batchable=True, driftgate batching on and off)")
+    p.add_argument("--heavy-only", action="store_true", help="only the heavy-model case")
     p.add_argument("--logging-modes", action="store_true",
                    help="also driftgate with logging off, durable and async (1-row case)")
     p.add_argument("--postgres", nargs="?", const=DEFAULT_PG, metavar="DSN",
@@ -584,9 +715,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the data dirs and server logs")
     args = p.parse_args(argv)
     quick = args.quick
-    args.rounds = args.rounds or (3 if quick else 4)
-    args.duration = args.duration or (4.0 if quick else 10.0)
-    args.warmup = args.warmup if args.warmup is not None else (2.0 if quick else 5.0)
+    args.rounds = args.rounds or (2 if quick else 3)
+    args.duration = args.duration or (4.0 if quick else 7.0)
+    args.warmup = args.warmup if args.warmup is not None else (2.0 if quick else 3.0)
     return args
 
 
@@ -620,6 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     started: list[Server] = []
     pg: tuple[str, str] | None = None
     started_at = time.monotonic()
+    heavy = [] if args.no_heavy or args.auth or args.fast_route else heavy_targets(bare)
     auth = Target("auth", "driftgate + API key", env=full.env, monitored=True,
                   baseline="driftgate", api_key=new_api_key())
     if args.auth:
@@ -628,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
         single = [bare, full, Target("fastroute-off", "driftgate, FastAPI /predict",
                                      env={**full.env, "DRIFTGATE_FAST_PREDICT_ROUTE": "false"},
                                      monitored=True, baseline="driftgate")]
+    if args.heavy_only:
+        single = []
     try:
         if args.logging_modes:
             single += [gateway_target("off", "driftgate (logging off)", "sqlite", logging=False),
@@ -647,18 +781,41 @@ def main(argv: list[str] | None = None) -> int:
                         gateway_target("pg-async", "driftgate (async, postgres)",
                                        pg_schema_url(pg[1]), durability="async"),
                     ]
-        print(f"starting {len(single)} services ...", flush=True)
-        start_all(single, workdir, started)
-        print(f"all ready after {time.monotonic() - started_at:.0f} s; "
-              + check_same_predictions(single, reference_rows(MODEL, 8, seed=0)), flush=True)
-        cases = [Case("one row", 1, single)]
-        if not (args.auth or args.fast_route):
+        if heavy:
+            models = register_heavy_model(workdir)
+            for t in heavy:
+                t.models_home = models
+            print(f"registered {HEAVY_MODEL} ({HEAVY_TREES} trees) in the benchmark's own "
+                  f"model store after {time.monotonic() - started_at:.0f} s", flush=True)
+        print(f"starting {len(single) + len(heavy)} services ...", flush=True)
+        start_all(single + heavy, workdir, started)
+        rows = reference_rows(MODEL, 8, seed=0)  # the heavy model has the same features
+        print(f"all ready after {time.monotonic() - started_at:.0f} s", flush=True)
+        for group in (single, heavy):
+            if group:
+                print(check_same_predictions(group, rows))
+        for t in single + heavy:
+            if not t.bare:
+                print(f"{t.label} ({t.model}): {batching_of(t)}", flush=True)
+        cases = [Case("one row", 1, single)] if single else []
+        if single and not (args.auth or args.fast_route):
             cases.append(Case(f"batch of {args.batch}", args.batch, [bare, full]))
+            if args.large_batch:
+                cases.append(Case(f"batch of {args.large_batch}", args.large_batch,
+                                  [bare, full]))
+        if heavy:
+            cases.append(Case("heavy model", 1, heavy))
         for case in cases:
             run_case(case, wrk, workdir, args)
         print(f"\nresults (medians over rounds; run took {time.monotonic() - started_at:.0f} s)")
         summaries = [print_case(case) for case in cases]
-        print_verdict(cases[0], summaries[0])
+        print()
+        for case, summary in zip(cases, summaries, strict=True):
+            if case.name == "one row":
+                print_verdict(case, summary)
+            else:
+                print_targets(case, summary)
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything", file=sys.stderr)
@@ -676,6 +833,55 @@ def main(argv: list[str] | None = None) -> int:
             print(f"data dirs and logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def heavy_targets(bare: Target) -> list[Target]:
+    """The heavy-model case: bare BentoML with its adaptive batching, driftgate with
+    batching at its default (``auto``: on for a model this heavy) and switched off."""
+    gateway = gateway_target("heavy", "driftgate, batching auto", "sqlite")
+    return [
+        Target("bare-batch", "bare BentoML batchable=True + fix", bare=True,
+               env=bare.env, model=HEAVY_MODEL, baseline="bare-batch",
+               service="loadtests.bare_service:BareBatchService"),
+        Target("heavy", gateway.label, env=gateway.env, monitored=True, baseline="bare-batch",
+               model=HEAVY_MODEL),
+        Target("heavy-off", "driftgate, batching off", env=gateway.env, monitored=True,
+               baseline="bare-batch", model=HEAVY_MODEL, batching={"enabled": False}),
+    ]
+
+
+def batching_of(target: Target) -> str:
+    """The batching decision of the version the target serves (GET /models/{name})."""
+    assert target.server is not None
+    body = httpx.get(f"{target.server.url}/models/{target.model}", timeout=30).json()
+    decisions = (body.get("serving") or {}).get("batching") or {}
+    return "; ".join(f"adaptive batching {'on' if d['enabled'] else 'off'} ({d['reason']})"
+                     for d in decisions.values()) or "batching unknown"
+
+
+def print_targets(case: Case, rows: list[dict[str, Any]]) -> None:
+    """The issue's targets for the multi-row and heavy-model cases, from this run."""
+    paired = paired_ratios(case)
+    by_key = {r["target"].key: r for r in rows}
+    if "driftgate" in paired:
+        ratio = paired["driftgate"]["rps"]
+        print(f"target ({case.name}: driftgate >= 0.8x bare req/s): "
+              f"{'meets' if ratio >= 0.8 else 'MISSES'} at {ratio:.2f}x")
+    if "heavy" in paired:
+        ratio = paired["heavy"]["rps"]
+        print(f"target (heavy model: batching >= 0.9x bare batchable=True req/s): "
+              f"{'meets' if ratio >= 0.9 else 'MISSES'} at {ratio:.2f}x")
+        if "heavy-off" in case.rounds:
+            pairs = list(zip(case.rounds["heavy-off"], case.rounds["heavy"], strict=False))
+            gain = statistics.median(on.wrk.rps / off.wrk.rps for off, on in pairs)
+            print(f"target (heavy model: batching >= 3x driftgate without batching): "
+                  f"{'meets' if gain >= 3 else 'MISSES'} at {gain:.2f}x (median of per-round "
+                  "pairs)")
+        on = by_key["heavy"]
+        tail = on["p99"] / on["p50"]
+        print(f"target (heavy model with batching: p99 <= 3x p50): "
+              f"{'meets' if tail <= 3 else 'MISSES'} at {tail:.2f}x "
+              f"({on['p99']:.1f} vs {on['p50']:.1f} ms)")
 
 
 def print_verdict(case: Case, rows: list[dict[str, Any]]) -> None:

@@ -8,6 +8,7 @@ Example serving file (``driftgate.yaml``)::
         aliases: {stable: 3nhl5ghjx6li2ax4}
         canary: {version: 4abcd..., weight: 0.1}
         shadow: 5efgh...
+        batching: {enabled: auto, max_batch_size: 64, max_wait_ms: 2}   # the defaults
     webhooks:
       - url: https://retrain.example.com/hooks/driftgate
         secret_env: DRIFTGATE_WEBHOOK_SECRET   # or secret_file: /run/secrets/webhook
@@ -36,13 +37,36 @@ class CanaryConfig(BaseModel):
     weight: float = Field(ge=0.0, le=1.0, description="Share of requests sent to the canary.")
 
 
+class BatchingConfig(BaseModel):
+    """Adaptive batching of one model name's versions in each gateway worker (see
+    :mod:`service.adaptive_batching`): concurrent requests merged into one model call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | Literal["auto"] = Field(
+        "auto", description="true, false, or auto: on when the version's fixed cost per call, "
+        "measured when it is loaded (one row vs 32 rows), is at least 1 ms.",
+    )
+    max_batch_size: int = Field(
+        64, ge=1, le=100_000, description="Most rows of one merged call (a larger request is "
+        "called alone, never split).",
+    )
+    max_wait_ms: float = Field(
+        2.0, ge=0.0, le=1000.0, description="While the model is busy, how long the oldest "
+        "queued request may wait for more to fill its batch; a request reaching an idle "
+        "model is called at once.",
+    )
+
+
 class ServedModelConfig(BaseModel):
-    """How one model name is served: default version, aliases, canary and shadow."""
+    """How one model name is served: default version, aliases, canary and shadow, and how
+    its versions batch (None: the defaults of :class:`BatchingConfig`)."""
 
     default: str = "latest"
     aliases: dict[str, str] = Field(default_factory=dict)
     canary: CanaryConfig | None = None
     shadow: str | None = None
+    batching: BatchingConfig | None = None
 
 
 class WebhookEndpoint(BaseModel):

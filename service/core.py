@@ -114,7 +114,7 @@ class GatewayCore:
             span.set_attribute("driftgate.rows", len(batch.rows))
             model.inflight += 1
             try:
-                result, records = self._run(route, batch, request_id, trace_id, started)
+                result, records = await self._run(route, batch, request_id, trace_id, started)
             except Exception as exc:  # the model itself failed on valid input
                 raise APIError(500, "model_error", f"the model failed: {exc!r}",
                                model=name) from exc
@@ -123,7 +123,9 @@ class GatewayCore:
         if route.shadow is not None:
             with self.tracer.start_as_current_span("driftgate.shadow") as span:
                 span.set_attribute("driftgate.version", route.shadow.version)
-                records.extend(self._shadow(route.shadow, batch, records, request_id, trace_id))
+                records.extend(
+                    await self._shadow(route.shadow, batch, records, request_id, trace_id)
+                )
         with self.tracer.start_as_current_span("driftgate.log"):
             try:
                 await self.sink.submit(records)
@@ -137,12 +139,12 @@ class GatewayCore:
         )
         return result
 
-    def _run(
+    async def _run(
         self, route: Route, batch: ValidatedBatch, request_id: str | None,
         trace_id: str | None, started: float,
     ) -> tuple[PredictResult, list[RecordBlock]]:
         model = route.model
-        prediction = model.predict(batch.rows)
+        prediction = await model.predict_async(batch.rows)  # batched with others if it pays
         latency_ms = (time.perf_counter() - started) * 1000.0
         block = _block(model, route.arm, batch, prediction, latency_ms, request_id, trace_id)
         result = PredictResult(model, block.ids, prediction.values, prediction.probabilities)
@@ -163,7 +165,7 @@ class GatewayCore:
         else:
             observe_many(m.prediction_value.labels(model.name), values)
 
-    def _shadow(
+    async def _shadow(
         self, shadow: LoadedModel, batch: ValidatedBatch, primary: list[RecordBlock],
         request_id: str | None, trace_id: str | None,
     ) -> list[RecordBlock]:
@@ -171,7 +173,7 @@ class GatewayCore:
         shadow.inflight += 1
         try:
             batch = shadow.validator.validate(batch.rows)
-            prediction = shadow.predict(batch.rows)
+            prediction = await shadow.predict_async(batch.rows)
         except APIError as error:
             self.metrics.errors.labels(shadow.name, f"shadow_{error.type}").inc()
             return []

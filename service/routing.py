@@ -23,7 +23,7 @@ from typing import Any
 
 from models.card import ModelCard
 from models.registry import RegisteredModel, RegistryError, get_model
-from service.config import ServedModelConfig
+from service.config import BatchingConfig, ServedModelConfig
 from service.errors import APIError, not_found
 from service.routing_state import LATEST, resolve
 from service.runtime import LoadedModel
@@ -91,6 +91,7 @@ class ServedModel:
                 else None
             ),
             "shadow": self.shadow.version if self.shadow else None,
+            "batching": {m.version: m.batching_info() for m in self.routed()},
         }
 
 
@@ -163,16 +164,21 @@ class Router:
             log.warning("routing of %s names %r, which is not registered here", name, wanted)
             return None
         entry = next(v for v in versions if v.version == version)
-        return self._obtain(entry)
+        return self._obtain(entry, config.batching)
 
-    def _obtain(self, entry: RegisteredModel) -> LoadedModel | None:
-        """The loaded, warmed version (loading it now if needed), or None if it failed."""
+    def _obtain(
+        self, entry: RegisteredModel, batching: BatchingConfig | None
+    ) -> LoadedModel | None:
+        """The loaded, warmed version (loading it now if needed) batching as its name's
+        routing says, or None if it failed."""
         key = (entry.name, entry.version)
         with self._lock:
             found = self._cache.get(key) or self._retiring.pop(key, None)
             if found is not None:
                 self._cache[key] = found
-                return found
+        if found is not None:
+            found.configure_batching(batching)
+            return found
         attempts, last = self._failures.get(key, (0, 0.0))
         if attempts >= LOAD_ATTEMPTS or time.monotonic() - last < RETRY_SECONDS:
             return None
@@ -189,6 +195,7 @@ class Router:
                 self.on_failure(entry.name, entry.version, stage, repr(exc))
             return None
         self._failures.pop(key, None)
+        model.configure_batching(batching)
         with self._lock:
             return self._cache.setdefault(key, model)
 
@@ -211,6 +218,7 @@ class Router:
             drained = [k for k, m in self._retiring.items() if m.inflight == 0]
             gone = [self._retiring.pop(k) for k in drained]
         for model in gone:
+            model.close()
             log.info("unloaded %s:%s", model.name, model.version)
         return gone
 
@@ -230,7 +238,8 @@ class Router:
             entry = get_model(name, None if version == LATEST else version)
         except RegistryError as exc:
             raise not_found("unknown_version", str(exc), model=name, version=version) from exc
-        model = self._obtain(entry)
+        served = self._table.get(name)
+        model = self._obtain(entry, served.config.batching if served else None)
         if model is None:
             raise APIError(503, "version_unavailable",
                            f"{entry.tag} failed to load; see /monitoring/events",

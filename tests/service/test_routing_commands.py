@@ -32,10 +32,14 @@ def test_cli_commands_change_what_the_gateway_serves(tmp_path, demo_models, caps
         assert main(["models", "canary", name, "stable", "--weight", "0.5"]) == 0
         assert main(["models", "shadow", name, v1.version]) == 0
         until(lambda: bound_context().core.router.models[name].shadow is not None)
-        assert bound_context().core.router.models[name].describe() == {
+        described = bound_context().core.router.models[name].describe()
+        batching = described.pop("batching")
+        assert described == {
             "revision": bound_context().core.router.revision, "default": v2.version,
             "aliases": {"stable": v1.version}, "canary": {"version": v1.version, "weight": 0.5},
             "shadow": v1.version}
+        assert sorted(batching) == sorted({v1.version, v2.version})  # each routed version
+        assert all(b["setting"] == "auto" for b in batching.values())  # the default
         assert main(["models", "shadow", name, "--off"]) == 0
         assert main(["models", "canary", name, "--off"]) == 0
         assert main(["models", "rollback", name, "--reason", "3 a.m."]) == 0
