@@ -7,6 +7,10 @@ from scipy import special
 
 __all__ = ["MahalanobisScore"]
 
+#: Distances are capped at this quantile of new rows' distances: one wild row adds a bounded
+#: step to the chart, not thousands.
+CAP_QUANTILE = 0.99
+
 #: Folds of the cross-validation that measures how far *new* rows lie from a fit.
 FOLDS = 5
 
@@ -117,18 +121,21 @@ class MahalanobisScore:
 
     @staticmethod
     def normal_score(d2: np.ndarray, sorted_ref: np.ndarray) -> np.ndarray:
-        """``Phi^-1`` of the mid-rank of ``d2`` among ``sorted_ref`` (linear between them,
-        ``0.5 / n`` and ``1 - 0.5 / n`` beyond them); NaN stays NaN.
+        """``(min(d2, cap) - mean) / sd``: distances capped at the :data:`CAP_QUANTILE` of
+        ``sorted_ref`` and standardised with the mean and sd of the capped ``sorted_ref``;
+        NaN stays NaN.
 
         Examples
         --------
-        >>> MahalanobisScore.normal_score(np.array([0.0, 2.0, 9.0, np.nan]),
-        ...                               np.array([1.0, 2.0, 3.0])).round(2)
-        array([-0.97,  0.  ,  0.97,   nan])
+        >>> ref = np.arange(1.0, 101.0)
+        >>> MahalanobisScore.normal_score(np.array([50.5, 1e6, np.nan]), ref).round(2)
+        array([0.  , 1.68,  nan])
         """
-        n = sorted_ref.size
-        f = np.interp(d2, sorted_ref, (np.arange(n) + 0.5) / n)
-        return np.where(np.isnan(d2), np.nan, special.ndtri(f))
+        cap = float(np.quantile(sorted_ref, CAP_QUANTILE))
+        ref = np.minimum(sorted_ref, cap)
+        sd = float(ref.std()) or 1.0
+        return (np.minimum(d2, cap) - float(ref.mean())) / sd
+
 
     def bootstrap_increments(
         self, ref: np.ndarray, k: float, draws: int, rng: np.random.Generator,

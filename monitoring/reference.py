@@ -13,6 +13,13 @@ Two facts decide whether drift alarms can be trusted on real data:
   reference standard deviations, a ratio of spreads, a PSI for categories); detectors alarm
   only beyond it, and :meth:`Tolerance.widened` widens it further for a small reference whose
   own statistics are that uncertain.
+
+The gap between a reference and live traffic is modelled as that of two samples of the
+reference's size (:func:`gap_size`). The thresholds hold the false-alarm budget averaged over
+that gap, which a large reference's charts absorb with a slightly higher threshold; a small
+reference's charts would need thresholds of hundreds (and still alarm when their reference is
+an unlucky one), so their mean charts get a :func:`reference_margin` on their reference value
+instead and are tuned for a 1 sd shift (:func:`design_shift`).
 """
 
 from __future__ import annotations
