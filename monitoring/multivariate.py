@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 __all__ = ["MahalanobisScore"]
 
@@ -16,25 +15,25 @@ FOLDS = 5
 
 
 class MahalanobisScore:
-    """Normal score of each record's squared Mahalanobis distance to the reference.
+    """Standardised, capped squared Mahalanobis distance of each record to the reference.
 
-    ``u = Phi^-1(F(d2))`` with ``d2 = (x - mean)' inv(cov) (x - mean)`` on the reference's
-    standardised features and ``F`` the distribution of the distances of *new* rows, measured by
-    :data:`FOLDS`-fold cross-validation on the reference (each row scored by a fit on the other
-    folds). Two things break the textbook ``(d2 - p) / sqrt(2 p)`` on real data, and ``F``
-    answers both:
+    ``u = (min(d2, cap) - mean) / sd`` with ``d2 = (x - mean)' inv(cov) (x - mean)`` on the
+    reference's standardised features, where ``cap``, ``mean`` and ``sd`` describe the
+    distances of *new* rows, measured by :data:`FOLDS`-fold cross-validation on the reference
+    (each row scored by a fit on the other folds). Two things break the textbook
+    ``(d2 - p) / sqrt(2 p)`` on real data, and this answers both:
 
     * A row the covariance was fitted on lies closer to the fit than a new row of the same
       population (about ``p`` versus ``p * n / (n - p - 2)`` on Gaussian data: 17 instead of 13
       for 13 features and 65 rows), so on a small reference the textbook score of live rows
       climbs with no change at all.
     * Heavy-tailed, skewed or integer features put a few rows at distances of thousands, whose
-      share of the score's variance left a CUSUM threshold in the hundreds (a chart that cannot
-      fire). The normal score is bounded (``|u| <= Phi^-1(1 - 0.5 / n)``, 3.5 at 2,000 rows).
+      share of the score's variance left a CUSUM threshold in the thousands (a chart that
+      cannot fire). Distances are capped at the :data:`CAP_QUANTILE` of new rows' distances.
 
-    Under the reference's population a live row's ``u`` is then about standard normal whatever
-    the reference's size or the features' tails, and a change of the joint distribution that no
-    marginal shows (a broken correlation) raises its mean. The monitor feeds ``u - k`` to a
+    Under the reference's population a live row's ``u`` then has mean about 0 and sd about 1
+    whatever the reference's size or the features' tails, and a change of the joint
+    distribution that no marginal shows (a broken correlation) raises its mean. The monitor feeds ``u - k`` to a
     calibrated one-sided CUSUM.
 
     Parameters
@@ -57,7 +56,7 @@ class MahalanobisScore:
     (True, True)
 
     A small reference: new rows lie farther from the fit than its own rows, which the
-    out-of-fold centring accounts for (the in-sample rows score below 0).
+    out-of-fold centring accounts for (the rows the fit saw score below 0).
 
     >>> few = rng.standard_normal((65, 13))
     >>> small = MahalanobisScore(few)
@@ -71,10 +70,10 @@ class MahalanobisScore:
         self.p = ref.shape[1]
         self.ridge = ridge
         self.mean, self.precision = self.fit(ref, ridge)
-        #: sorted out-of-fold distances of the reference rows (the distribution ``F``)
+        #: sorted out-of-fold distances of the reference rows: new rows' distances
         self.new_distances = np.sort(self.out_of_fold(ref, ridge))
         #: out-of-fold scores of the reference rows: what new rows of its population score
-        self.reference_scores = self.normal_score(self.new_distances, self.new_distances)
+        self.reference_scores = self.capped_score(self.new_distances, self.new_distances)
 
     # monitors pickled before the out-of-fold scores: u = (d2 - p) / sqrt(2 p)
     new_distances: np.ndarray | None = None
@@ -117,10 +116,10 @@ class MahalanobisScore:
         ref = self.new_distances if new_distances is None else new_distances
         if ref is None:
             return (d2 - self.p) / np.sqrt(2.0 * self.p)
-        return self.normal_score(d2, ref)
+        return self.capped_score(d2, ref)
 
     @staticmethod
-    def normal_score(d2: np.ndarray, sorted_ref: np.ndarray) -> np.ndarray:
+    def capped_score(d2: np.ndarray, sorted_ref: np.ndarray) -> np.ndarray:
         """``(min(d2, cap) - mean) / sd``: distances capped at the :data:`CAP_QUANTILE` of
         ``sorted_ref`` and standardised with the mean and sd of the capped ``sorted_ref``;
         NaN stays NaN.
@@ -128,7 +127,7 @@ class MahalanobisScore:
         Examples
         --------
         >>> ref = np.arange(1.0, 101.0)
-        >>> MahalanobisScore.normal_score(np.array([50.5, 1e6, np.nan]), ref).round(2)
+        >>> MahalanobisScore.capped_score(np.array([50.5, 1e6, np.nan]), ref).round(2)
         array([0.  , 1.68,  nan])
         """
         cap = float(np.quantile(sorted_ref, CAP_QUANTILE))

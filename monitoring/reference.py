@@ -35,7 +35,8 @@ import pandas as pd
 from monitoring.calibration import log_arl, sampling_grid
 
 __all__ = ["ReferenceSize", "Tolerance", "reference_size", "distinct_reference", "detectable_shift",
-           "reference_margin", "gap_size", "design_shift", "MIN_EFFECTIVE_SIZE", "DISCRETE_VALUES"]
+           "reference_margin", "gap_size", "calibration_size", "design_shift",
+           "MIN_EFFECTIVE_SIZE", "DISCRETE_VALUES"]
 
 #: Below this many distinct rows registration warns: two samples of that size differ by
 #: about ``2 / sqrt(n)`` standard deviations in a feature by chance (0.12 sd at 300).
@@ -159,8 +160,9 @@ def detectable_shift(
 ) -> float:
     """Smallest mean shift (reference sd) a mean chart detects within ``records`` records on
     average, for Gaussian data: the chart's threshold for ``rate`` false alarms per record,
-    calibrated at the reference value ``k + margin`` over the gap between a reference of
-    ``effective_size`` rows and live traffic (Siegmund's approximation), crossed at a drift of
+    calibrated at the reference value ``k + margin`` over the sampling error of a reference of
+    ``effective_size`` rows (:func:`calibration_size`; Siegmund's approximation), crossed at a
+    drift of
     ``shift - k - tolerance`` per record (``tolerance`` includes ``margin``).
 
     Examples
@@ -169,7 +171,8 @@ def detectable_shift(
     ...                                                                      margin=0.33), 2)
     (0.3, 0.62)
     """
-    h = float(_mean_chart_thresholds(gap_size(effective_size), rate, np.array([k + margin]))[0])
+    n = calibration_size(effective_size)
+    h = float(_mean_chart_thresholds(n, rate, np.array([k + margin]))[0])
     return float(k + tolerance + (h + 1.166) / records)
 
 
@@ -185,6 +188,21 @@ def gap_size(effective_size: int) -> int:
     (1000, 32)
     """
     return max(int(effective_size) // 2, 2)
+
+
+def calibration_size(effective_size: int) -> int:
+    """Rows whose sampling error the thresholds average the false-alarm rate over: the
+    reference's own (``effective_size``) from :data:`MIN_EFFECTIVE_SIZE` distinct rows up,
+    the gap of two such samples (:func:`gap_size`) below, where that gap decides whether a
+    chart stays quiet (two halves of 178 real rows differ by 0.3 sd in one of 30 features).
+
+    Examples
+    --------
+    >>> calibration_size(2000), calibration_size(178)
+    (2000, 89)
+    """
+    n = int(effective_size)
+    return n if n >= MIN_EFFECTIVE_SIZE else gap_size(n)
 
 
 def design_shift(effective_size: int, k: float = 0.25) -> float:

@@ -19,7 +19,7 @@ import numpy as np
 from monitoring.calibration import calibrate_cusum, quadrature_standardizers
 from monitoring.detectors.base import Alarm, Budget, DetectorGroup, StreamDetector
 from monitoring.names import json_value
-from monitoring.reference import Tolerance
+from monitoring.reference import Tolerance, calibration_size
 
 __all__ = ["CHARTS", "Cusum", "CusumBank", "CusumGroup"]
 
@@ -445,13 +445,14 @@ def calibrate_charts(
 ) -> list[float]:
     """Thresholds of the first ``len(rates)`` of the four charts on raw reference values ``x``
     (standardised over the sampling uncertainty of a reference of ``effective_size`` rows,
-    default ``len(x)``, see :func:`monitoring.calibration.quadrature_standardizers`); ``inf``
-    for the variance charts of a constant reference."""
+    default ``len(x)``: :func:`monitoring.reference.calibration_size`,
+    :func:`monitoring.calibration.quadrature_standardizers`); ``inf`` for the variance charts
+    of a constant reference."""
     x = x[np.isfinite(x)]
     if x.size < 2:
         x = np.zeros(2)
     sd = x.std(ddof=1)
-    m, s, w = quadrature_standardizers(x, n=effective_size)
+    m, s, w = quadrature_standardizers(x, n=calibration_size(effective_size or x.size))
     z = np.clip((x[None, :] - m[:, None]) / s[:, None], -clip_z, clip_z)
     z2 = np.minimum(z * z, variance_clip2)
     incs = (z - k[0], -z - k[1], z2 - 1 - k[2], 1 - z2 - k[3])
