@@ -33,8 +33,8 @@ class MahalanobisScore:
 
     Under the reference's population a live row's ``u`` then has mean about 0 and sd about 1
     whatever the reference's size or the features' tails, and a change of the joint
-    distribution that no marginal shows (a broken correlation) raises its mean. The monitor feeds ``u - k`` to a
-    calibrated one-sided CUSUM.
+    distribution that no marginal shows (a broken correlation) raises its mean. The monitor
+    feeds ``u - k`` to a calibrated one-sided CUSUM.
 
     Parameters
     ----------
