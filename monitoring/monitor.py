@@ -79,8 +79,8 @@ class ModelMonitor:
     >>> events = mon.update_many([(f"r{i}", {"a": a, "b": b}, a + b, float(i))
     ...                           for i, (a, b) in enumerate(stream)])
     >>> [(e.kind, e.feature, e.record_id) for e in events]
-    [('feature_drift', 'b', 'r318'), ('multivariate_drift', '__multivariate__', 'r318'), \
-('prediction_drift', '__prediction__', 'r329')]
+    [('feature_drift', 'b', 'r318'), ('prediction_drift', '__prediction__', 'r328'), \
+('multivariate_drift', '__multivariate__', 'r360')]
     >>> restored = ModelMonitor.restore(mon.snapshot())
     >>> restored.status().records_seen
     600
@@ -507,7 +507,7 @@ def stream_tolerances(
     >>> t["a"].mean_shift, t["b"].mean_shift
     (0.2, 0.03)
     >>> stream_tolerances(None, Tolerance(), ["a"], 178, {"a": 1e-7})["a"].mean_shift
-    0.39
+    0.38
     """
     spec = spec or {}
     base = Tolerance.from_mapping(spec.get("default"), default)
