@@ -80,8 +80,8 @@ class ModelCard(BaseModel):
     drift_tolerance: dict[str, Any] = Field(
         default_factory=dict, description="Changes that raise no drift alarm: "
         '{"default": {"mean_shift": sd, "spread_ratio": r, "psi": p}, "features": {name: '
-        "{...}}} as registered, and \"effective\": each stream's tolerance widened to the "
-        "reference's standard errors.",
+        "{...}}} as registered, and \"effective\": each stream's tolerance widened for the "
+        "reference's uncertainty (reference_margin: the part of mean_shift added for it).",
     )
     detectable_shift_sd: float | None = Field(
         None, description="Smallest mean shift (in reference sd) of one feature the drift "

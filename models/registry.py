@@ -260,21 +260,23 @@ def _describe_reference(
     size = reference_size(sample, names)
     card.reference_size = size.as_dict()
     spec = tolerance or {}
-    tolerances = stream_tolerances(spec, Tolerance(), names, size.effective_size)
-    card.drift_tolerance = {**spec, "effective": {k: v.as_dict() for k, v in tolerances.items()}}
     config = MonitorConfig()
     rate = share_rate(config.expected_run_time, 1.0, len(names) + 1.5,
                       config.false_alarm_safety) * config.chart_weights[0]
+    tolerances = stream_tolerances(spec, Tolerance(), names, size.effective_size,
+                                   dict.fromkeys(names, rate), config.cusum_k)
+    card.drift_tolerance = {**spec, "effective": {k: v.as_dict() for k, v in tolerances.items()}}
     # a feature at the model's default tolerance (per-feature settings aside)
-    widest = Tolerance.from_mapping(spec.get("default"), Tolerance()).widened(
-        size.effective_size).mean_shift
+    widest = stream_tolerances({"default": spec.get("default") or {}}, Tolerance(), ["_"],
+                               size.effective_size, {"_": rate}, config.cusum_k)["_"]
     card.detectable_shift_sd = round(
-        detectable_shift(size.effective_size, rate, widest, config.cusum_k), 3)
+        detectable_shift(size.effective_size, rate, widest.mean_shift, config.cusum_k,
+                         margin=widest.reference_margin), 3)
     if size.rows >= MIN_REFERENCE_ROWS and size.effective_size < MIN_EFFECTIVE_SIZE:
         message = (
             f"the reference holds {size.effective_size} distinct rows of {size.rows} "
             f"({size.duplicate_share:.0%} copies), fewer than {MIN_EFFECTIVE_SIZE}: drift "
-            f"tolerances widen to {widest:.2f} sd and the smallest shift caught within "
+            f"tolerances widen to {widest.mean_shift:.2f} sd and the smallest shift caught within "
             f"1,000 records is {card.detectable_shift_sd:.2f} sd; register with more "
             "distinct held-out rows"
         )

@@ -388,7 +388,7 @@ def ideal_cusum_delays(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true",
-                    help="small run (a few minutes; the real-data part calibrates 8 models)")
+                    help="small run (a few minutes; the real-data part calibrates 10 models)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     q = a.quick

@@ -59,12 +59,25 @@ def _image_segments() -> RealData:
     return RealData("river ImageSegments", x, np.asarray(ys), "sky")
 
 
+def _shuttle() -> RealData:
+    """NASA shuttle sensor readings (river's Statlog Shuttle): 9 integer features, several of
+    them heavy-tailed (kurtosis in the thousands: mostly near 0, a few readings of thousands);
+    the rare anomaly class is the change."""
+    from river import datasets
+
+    rows, ys = zip(*datasets.Shuttle(), strict=True)
+    x = pd.DataFrame(list(rows)).astype(float)
+    x.columns = [f"f{i}" for i in range(x.shape[1])]
+    return RealData("river Shuttle", x, np.asarray(ys, dtype=int), 1)
+
+
 #: name -> loader; every one ships inside an installed package (no download).
 DATASETS: dict[str, Callable[[], RealData]] = {
     "sklearn wine": _sklearn("wine"),
     "sklearn breast_cancer": _sklearn("breast_cancer"),
     "sklearn digits": _sklearn("digits"),
     "river ImageSegments": _image_segments,
+    "river Shuttle": _shuttle,
 }
 
 

@@ -101,9 +101,13 @@ class MonitorConfig:
     tolerance
         Default :class:`~monitoring.reference.Tolerance` of every stream (a model's card may
         set its own per model and per feature, ``drift_tolerance``): changes within it (a mean
-        shift of 0.03 sd, a spread ratio of 1.05, a PSI of 0.01) raise no alarm, widened to
-        the reference's own standard errors (``1 / sqrt(n)`` sd at ``n`` distinct rows).
-        Costs on Gaussian streams: see the README ("Drift monitoring").
+        shift of 0.03 sd, a spread ratio of 1.05, a PSI of 0.01) raise no alarm, widened for
+        the reference's own uncertainty at ``n`` distinct rows: the mean shift by
+        :func:`~monitoring.reference.reference_margin` (for 5 to 30 features: 0 at 2,000
+        rows, 0.01-0.02 at 1,000, 0.07-0.1 at 300; 0.33-0.35 at 178 and 0.45-0.54 at 65,
+        where the mean charts are tuned for a 1 sd shift), the spread ratio and PSI to the
+        standard errors of two samples of ``n`` rows. Costs on Gaussian streams: see the
+        README ("Drift monitoring").
 
     Examples
     --------

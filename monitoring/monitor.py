@@ -24,7 +24,7 @@ from monitoring.multivariate import MahalanobisScore
 from monitoring.names import LABEL, MULTIVARIATE, PREDICTION, json_value
 from monitoring.performance import PerformanceTracker
 from monitoring.quality import ISSUES, FeatureSpec, Rules
-from monitoring.reference import ReferenceSize, Tolerance, distinct_reference
+from monitoring.reference import ReferenceSize, Tolerance, distinct_reference, reference_margin
 from monitoring.state import DriftState
 from monitoring.status import MonitorStatus, StreamStatus
 from monitoring.window_stats import NumericReference, categorical_window_stats
@@ -88,8 +88,8 @@ class ModelMonitor:
     >>> events = mon.update_many([(f"r{i}", {"a": a, "b": b}, a + b, float(i))
     ...                           for i, (a, b) in enumerate(stream)])
     >>> [(e.kind, e.feature, e.record_id) for e in events]
-    [('feature_drift', 'b', 'r318'), ('multivariate_drift', '__multivariate__', 'r318'), \
-('prediction_drift', '__prediction__', 'r329')]
+    [('feature_drift', 'b', 'r318'), ('prediction_drift', '__prediction__', 'r328'), \
+('multivariate_drift', '__multivariate__', 'r360')]
     >>> restored = ModelMonitor.restore(mon.snapshot())
     >>> restored.status().records_seen
     600
@@ -146,8 +146,11 @@ class ModelMonitor:
         self.rate = share_rate(config.expected_run_time, 1.0, sum(weights.values()),
                                config.false_alarm_safety)
         settings = config.detector_settings()
+        # a numeric stream's mean charts hold chart_weights[0] of its share each
         self.tolerances = stream_tolerances(
-            card.get("drift_tolerance"), config.tolerance, num_names + cat_names, n_eff)
+            card.get("drift_tolerance"), config.tolerance, num_names + cat_names, n_eff,
+            {n: self.stream_rates[n] * config.chart_weights[0] for n in num_names},
+            config.cusum_k)
 
         def budget(name: str, categories: Sequence[Any] = ()) -> Budget:
             extra = {"effective_size": n_eff, "tolerance": self.tolerances.get(name)}
@@ -189,7 +192,7 @@ class ModelMonitor:
             self.multivariate = _Stream(MULTIVARIATE, "multivariate", method, det)
             # reference distribution of the joint score, for window statistics and hysteresis
             self._mv_score = MahalanobisScore(complete)
-            self._mv_ref = NumericReference(self._mv_score.transform(complete))
+            self._mv_ref = NumericReference(self._mv_score.reference_scores)
 
         # --- categorical streams -----------------------------------------------------------
         self.categorical: list[_Stream] = []
@@ -518,11 +521,14 @@ class ModelMonitor:
 
 
 def stream_tolerances(
-    spec: Mapping[str, Any] | None, default: Tolerance, names: Sequence[str], n_eff: int
+    spec: Mapping[str, Any] | None, default: Tolerance, names: Sequence[str], n_eff: int,
+    rates: Mapping[str, float] | None = None, k: float = 0.25,
 ) -> dict[str, Tolerance]:
     """Each stream's tolerance: the card's ``drift_tolerance`` (``{"default": {...},
     "features": {name: {...}}}``, any of ``mean_shift``, ``spread_ratio``, ``psi``) over the
-    configuration's default, widened to the reference's standard errors at ``n_eff`` rows.
+    configuration's default, widened for a reference of ``n_eff`` distinct rows
+    (:meth:`~monitoring.reference.Tolerance.widened`); a stream with a mean chart's false-alarm
+    rate in ``rates`` also gets its :func:`~monitoring.reference.reference_margin`.
 
     Examples
     --------
@@ -530,11 +536,24 @@ def stream_tolerances(
     ...                       2000)
     >>> t["a"].mean_shift, t["b"].mean_shift
     (0.2, 0.03)
+    >>> stream_tolerances(None, Tolerance(), ["a"], 178, {"a": 1e-7})["a"].mean_shift
+    0.38
     """
     spec = spec or {}
     base = Tolerance.from_mapping(spec.get("default"), default)
     per = spec.get("features") or {}
-    return {n: Tolerance.from_mapping(per.get(n), base).widened(n_eff) for n in names}
+    margins: dict[tuple[float, float], float] = {}
+    out = {}
+    for n in names:
+        tol = Tolerance.from_mapping(per.get(n), base)
+        margin = 0.0
+        if rates and n in rates:
+            key = (float(rates[n]), tol.mean_shift)
+            if key not in margins:
+                margins[key] = reference_margin(n_eff, key[0], k, key[1])
+            margin = margins[key]
+        out[n] = tol.widened(n_eff, margin)
+    return out
 
 
 def _spread_out(x: np.ndarray) -> bool:

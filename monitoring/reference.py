@@ -13,6 +13,13 @@ Two facts decide whether drift alarms can be trusted on real data:
   reference standard deviations, a ratio of spreads, a PSI for categories); detectors alarm
   only beyond it, and :meth:`Tolerance.widened` widens it further for a small reference whose
   own statistics are that uncertain.
+
+The gap between a reference and live traffic is modelled as that of two samples of the
+reference's size (:func:`gap_size`). The thresholds hold the false-alarm budget averaged over
+that gap, which a large reference's charts absorb with a slightly higher threshold; a small
+reference's charts would need thresholds of hundreds (and still alarm when their reference is
+an unlucky one), so their mean charts get a :func:`reference_margin` on their reference value
+instead and are tuned for a 1 sd shift (:func:`design_shift`).
 """
 
 from __future__ import annotations
@@ -28,11 +35,16 @@ import pandas as pd
 from monitoring.calibration import log_arl, sampling_grid
 
 __all__ = ["ReferenceSize", "Tolerance", "reference_size", "distinct_reference", "detectable_shift",
+           "reference_margin", "gap_size", "calibration_size", "design_shift",
            "MIN_EFFECTIVE_SIZE", "DISCRETE_VALUES"]
 
 #: Below this many distinct rows registration warns: two samples of that size differ by
 #: about ``2 / sqrt(n)`` standard deviations in a feature by chance (0.12 sd at 300).
 MIN_EFFECTIVE_SIZE = 300
+
+#: Charts of a reference with fewer distinct rows are tuned for a shift of this many standard
+#: deviations, not ``2 * k``: such a reference cannot tell a half-sd shift from its own error.
+SMALL_REFERENCE_SHIFT = 1.0
 
 #: Repeated rows are copies when the features' distinct values could form this many times
 #: more distinct rows than the reference has (a random row then repeats with a chance of
@@ -100,30 +112,38 @@ class Tolerance:
         Ratio of a numeric stream's standard deviation to the reference's (either way).
     psi
         Population stability index of a categorical stream's frequencies.
+    reference_margin
+        The part of ``mean_shift`` that is there for the reference's own uncertainty
+        (:func:`reference_margin`), not asked for by the user; 0 unless :meth:`widened`.
 
     Examples
     --------
-    >>> Tolerance().widened(2000).mean_shift, Tolerance().widened(100).mean_shift
-    (0.03, 0.1)
+    >>> Tolerance().widened(2000).mean_shift, Tolerance().widened(100, 0.46).mean_shift
+    (0.03, 0.49)
     >>> Tolerance.from_mapping({"mean_shift": 0.1}, Tolerance())
-    Tolerance(mean_shift=0.1, spread_ratio=1.05, psi=0.01)
+    Tolerance(mean_shift=0.1, spread_ratio=1.05, psi=0.01, reference_margin=0.0)
     """
 
     mean_shift: float = 0.03
     spread_ratio: float = 1.05
     psi: float = 0.01
+    reference_margin: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.mean_shift < 0 or self.psi < 0 or self.spread_ratio < 1:
-            raise ValueError("tolerances must be mean_shift >= 0, spread_ratio >= 1, psi >= 0")
+        if (self.mean_shift < 0 or self.psi < 0 or self.spread_ratio < 1
+                or not 0 <= self.reference_margin <= self.mean_shift):
+            raise ValueError("tolerances must be mean_shift >= 0, spread_ratio >= 1, psi >= 0 "
+                             "and 0 <= reference_margin <= mean_shift")
 
-    def widened(self, effective_size: int) -> Tolerance:
-        """At least the reference's own standard errors: ``1 / sqrt(n)`` sd for the mean,
-        ``exp(1 / sqrt(2 n))`` for the spread, ``1 / n`` for the PSI of a category."""
-        n = max(int(effective_size), 2)
-        return Tolerance(round(max(self.mean_shift, 1.0 / math.sqrt(n)), 4),
-                         round(max(self.spread_ratio, math.exp(1.0 / math.sqrt(2 * n))), 4),
-                         round(max(self.psi, 1.0 / n), 4))
+    def widened(self, effective_size: int, margin: float = 0.0) -> Tolerance:
+        """This tolerance plus the reference's uncertainty at ``effective_size`` distinct rows:
+        the mean shift grows by ``margin`` (see :func:`reference_margin`), the spread ratio and
+        the PSI to at least the standard errors of the gap between the reference and live
+        traffic (:func:`gap_size` rows ``g``): ``exp(1 / sqrt(2 g))`` and ``1 / g``."""
+        g = gap_size(effective_size)
+        return Tolerance(round(self.mean_shift + margin, 4),
+                         round(max(self.spread_ratio, math.exp(1.0 / math.sqrt(2 * g))), 4),
+                         round(max(self.psi, 1.0 / g), 4), round(margin, 4))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None, default: Tolerance) -> Tolerance:
@@ -135,34 +155,114 @@ class Tolerance:
 
 
 def detectable_shift(
-    effective_size: int, rate: float, tolerance: float, k: float = 0.25, records: int = 1000
+    effective_size: int, rate: float, tolerance: float, k: float = 0.25, records: int = 1000,
+    margin: float = 0.0,
 ) -> float:
     """Smallest mean shift (reference sd) a mean chart detects within ``records`` records on
-    average, for Gaussian data: the chart's threshold for ``rate`` false alarms per record with
-    a reference of ``effective_size`` rows (Siegmund's approximation averaged over the
-    reference's sampling error), crossed at a drift of ``shift - k - tolerance`` per record.
+    average, for Gaussian data: the chart's threshold for ``rate`` false alarms per record,
+    calibrated at the reference value ``k + margin`` over the sampling error of a reference of
+    ``effective_size`` rows (:func:`calibration_size`; Siegmund's approximation), crossed at a
+    drift of
+    ``shift - k - tolerance`` per record (``tolerance`` includes ``margin``).
 
     Examples
     --------
-    >>> round(detectable_shift(2000, 2e-6, 0.03), 2), round(detectable_shift(200, 2e-6, 0.07), 2)
-    (0.3, 0.36)
+    >>> round(detectable_shift(2000, 2e-6, 0.03), 2), round(detectable_shift(200, 2e-6, 0.36,
+    ...                                                                      margin=0.33), 2)
+    (0.3, 0.62)
     """
-    n = max(int(effective_size), 2)
-    m, sd, w = sampling_grid(0.0, 1.0 / math.sqrt(n), 1.0, 1.0 / math.sqrt(2 * n), 20, 6)
+    n = calibration_size(effective_size)
+    h = float(_mean_chart_thresholds(n, rate, np.array([k + margin]))[0])
+    return float(k + tolerance + (h + 1.166) / records)
+
+
+def gap_size(effective_size: int) -> int:
+    """Rows of one sample whose sampling error equals the gap between a reference of
+    ``effective_size`` rows and live traffic from its population: live traffic is never an
+    exact draw from the population the reference came from, so the gap is modelled as that
+    of two independent samples of the reference's size (variance ``1/n + 1/n``), ``n / 2``.
+
+    Examples
+    --------
+    >>> gap_size(2000), gap_size(65)
+    (1000, 32)
+    """
+    return max(int(effective_size) // 2, 2)
+
+
+def calibration_size(effective_size: int) -> int:
+    """Rows whose sampling error the thresholds average the false-alarm rate over: the
+    reference's own (``effective_size``) from :data:`MIN_EFFECTIVE_SIZE` distinct rows up,
+    the gap of two such samples (:func:`gap_size`) below, where that gap decides whether a
+    chart stays quiet (two halves of 178 real rows differ by 0.3 sd in one of 30 features).
+
+    Examples
+    --------
+    >>> calibration_size(2000), calibration_size(178)
+    (2000, 89)
+    """
+    n = int(effective_size)
+    return n if n >= MIN_EFFECTIVE_SIZE else gap_size(n)
+
+
+def design_shift(effective_size: int, k: float = 0.25) -> float:
+    """The mean shift (sd) a reference's mean charts are tuned for: ``2 * k`` (0.5 sd at the
+    default ``k``) with at least :data:`MIN_EFFECTIVE_SIZE` distinct rows, else
+    :data:`SMALL_REFERENCE_SHIFT`.
+
+    Examples
+    --------
+    >>> design_shift(2000), design_shift(178)
+    (0.5, 1.0)
+    """
+    return 2.0 * k if effective_size >= MIN_EFFECTIVE_SIZE else max(SMALL_REFERENCE_SHIFT, 2 * k)
+
+
+def _mean_chart_thresholds(n_gap: int, rate: float, k: np.ndarray) -> np.ndarray:
+    """Thresholds of Gaussian mean charts with reference values ``k`` whose false-alarm rate,
+    averaged over the reference's gap to live traffic (a sample of ``n_gap`` rows' error in
+    mean and spread), is ``rate`` (Siegmund's approximation; bisection, all ``k`` at once)."""
+    m, sd, w = sampling_grid(0.0, 1.0 / math.sqrt(n_gap), 1.0, 1.0 / math.sqrt(2 * n_gap), 20, 6)
+    k = np.asarray(k, dtype=float)[:, None]
     drift, sd_in = -m / sd - k, 1.0 / sd
     theta = -2.0 * drift / sd_in**2
-    ok = theta > 0
-
-    def log_rate(h: float) -> float:
-        lr = -log_arl(np.where(ok, theta, 1e-6), h + 1.166 * sd_in)
-        top = float(lr.max())
-        return float(np.log(np.sum(w * np.exp(lr - top))) + top)
-
-    lo, hi = 0.0, 500.0
-    for _ in range(60):
+    theta = np.where(theta > 0, theta, 1e-6)
+    lo, hi = np.zeros(k.shape[0]), np.full(k.shape[0], 5000.0)
+    for _ in range(50):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if log_rate(mid) > math.log(rate) else (lo, mid)
-    return float(k + tolerance + (hi + 1.166) / records)
+        lr = -log_arl(theta, mid[:, None] + 1.166 * sd_in)
+        top = lr.max(axis=1)
+        over = np.log(np.exp(lr - top[:, None]) @ w) + top > math.log(rate)
+        lo, hi = np.where(over, mid, lo), np.where(over, hi, mid)
+    return hi
+
+
+def reference_margin(
+    effective_size: int, rate: float, k: float = 0.25, tolerance: float = 0.0,
+    step: float = 0.01,
+) -> float:
+    """How much a mean chart's reference value grows for the reference's own uncertainty.
+
+    A mean chart's threshold holds ``rate`` averaged over the gap between the reference and
+    live traffic (:func:`gap_size`). When that gap is small next to ``k`` (a few thousand
+    rows) this costs a slightly higher threshold. When it is not (a few hundred rows or
+    fewer), the references whose gap exceeds ``k`` would climb with no change at all, and
+    holding the average rate over them takes thresholds in the hundreds: charts that cannot
+    fire, while the unlucky references still alarm. Raising the reference value by a margin
+    ``m`` instead keeps the threshold sane. ``m`` is the multiple of ``step`` that minimises
+    the delay ``(h(k + m) + 1.166) / (s - k - tolerance - m)`` of the
+    :func:`design_shift` ``s`` (Gaussian data; ``h`` as :func:`detectable_shift` computes it).
+
+    Examples
+    --------
+    >>> reference_margin(2000, 2e-7), reference_margin(178, 2e-7), reference_margin(65, 2e-7)
+    (0.0, 0.35, 0.53)
+    """
+    shift = design_shift(effective_size, k)
+    margins = np.arange(0.0, max(shift - k - tolerance, step), step)
+    h = _mean_chart_thresholds(gap_size(effective_size), rate, k + margins)
+    delay = (h + 1.166) / np.maximum(shift - k - tolerance - margins, 1e-9)
+    return round(float(margins[int(np.argmin(delay))]), 4)
 
 
 def distinct_reference(

@@ -19,7 +19,7 @@ import numpy as np
 from monitoring.calibration import calibrate_cusum, quadrature_standardizers
 from monitoring.detectors.base import Alarm, Budget, DetectorGroup, StreamDetector
 from monitoring.names import json_value
-from monitoring.reference import Tolerance
+from monitoring.reference import Tolerance, calibration_size
 
 __all__ = ["CHARTS", "Cusum", "CusumBank", "CusumGroup"]
 
@@ -218,11 +218,16 @@ class Cusum(StreamDetector):
         k = (o["cusum_k"], o["cusum_k"], o["variance_k"], o["variance_down_k"])
         clip2 = float(min(o["variance_clip_z"], o["clip_z"])) ** 2
         weights = o["chart_weights"]
-        hs = calibrate_charts(np.asarray(reference, dtype=float), k, o["clip_z"], clip2,
+        tolerance = o.get("tolerance")
+        # the mean charts are calibrated at k plus the margin for the reference's uncertainty
+        # (the tolerance's part that is not the user's), then shifted by the user's part
+        margin = tolerance.reference_margin if tolerance is not None else 0.0
+        k_cal = (k[0] + margin, k[1] + margin, k[2], k[3])
+        hs = calibrate_charts(np.asarray(reference, dtype=float), k_cal, o["clip_z"], clip2,
                               [w * float(budget.rate or 1e-6) for w in weights], budget.rng,
                               o["calibration_streams"], o["calibration_steps"],
                               o.get("effective_size"))
-        kt = tolerant_k(k, o.get("tolerance"))
+        kt = tolerant_k(k, tolerance)
         return cls((hs[0], hs[1], hs[2], hs[3]), kt, clip2**0.5,
                    chart_notes(np.asarray(reference, dtype=float), hs, kt, o["clip_z"], clip2))
 
@@ -440,13 +445,14 @@ def calibrate_charts(
 ) -> list[float]:
     """Thresholds of the first ``len(rates)`` of the four charts on raw reference values ``x``
     (standardised over the sampling uncertainty of a reference of ``effective_size`` rows,
-    default ``len(x)``, see :func:`monitoring.calibration.quadrature_standardizers`); ``inf``
-    for the variance charts of a constant reference."""
+    default ``len(x)``: :func:`monitoring.reference.calibration_size`,
+    :func:`monitoring.calibration.quadrature_standardizers`); ``inf`` for the variance charts
+    of a constant reference."""
     x = x[np.isfinite(x)]
     if x.size < 2:
         x = np.zeros(2)
     sd = x.std(ddof=1)
-    m, s, w = quadrature_standardizers(x, n=effective_size)
+    m, s, w = quadrature_standardizers(x, n=calibration_size(effective_size or x.size))
     z = np.clip((x[None, :] - m[:, None]) / s[:, None], -clip_z, clip_z)
     z2 = np.minimum(z * z, variance_clip2)
     incs = (z - k[0], -z - k[1], z2 - 1 - k[2], 1 - z2 - k[3])

@@ -49,9 +49,10 @@ def test_resampled_reference_is_counted_by_its_distinct_rows(client, demo_models
     wide, narrow = (calibration("few-distinct", m.version) for m in (small, full))
     assert wide["reference"]["effective_size"] == size["effective_size"]
     assert narrow["reference"]["effective_size"] == len(X)
-    for f in others:  # the monitor calibrates on the distinct rows: wider thresholds
-        assert wide["streams"][f]["tolerance"]["mean_shift"] == eff_small[f]["mean_shift"]
-        assert wide["streams"][f]["threshold"] > narrow["streams"][f]["threshold"]
+    for f in others:  # the monitor calibrates on the distinct rows: wider tolerances
+        tol = wide["streams"][f]["tolerance"]
+        assert tol["mean_shift"] == eff_small[f]["mean_shift"]
+        assert tol["reference_margin"] > narrow["streams"][f]["tolerance"]["reference_margin"]
         assert wide["streams"][f]["detectable_shift_sd"] > narrow["streams"][f][
             "detectable_shift_sd"]
 
