@@ -7,7 +7,8 @@ no object per record. Row records ``(id, features, prediction, ts)`` convert wit
 >>> batch = RecordBatch(["a", "b"], [1.0, 2.0], {"x": [0.5, None]}, [0, 1])
 >>> len(batch), batch.column("x"), batch.column("missing"), batch.slice(1, 2).ids
 (2, [0.5, None], [None, None], ['b'])
->>> RecordBatch.concat([batch, batch]).predictions
+>>> RecordBatch.join([(batch.ids, batch.ts, batch.features, batch.predictions)] * 2
+...                  ).predictions
 [0, 1, 0, 1]
 """
 
@@ -55,13 +56,6 @@ class RecordBatch:
         return cls([r[0] for r in records], [float(r[3]) for r in records],
                    {n: [r[1].get(n) for r in records] for n in names},
                    [r[2] for r in records])
-
-    @classmethod
-    def concat(cls, batches: Sequence[RecordBatch]) -> RecordBatch:
-        """The records of ``batches`` in order, in one batch."""
-        if len(batches) == 1:
-            return batches[0]
-        return cls.join([(b.ids, b.ts, b.features, b.predictions) for b in batches])
 
     @classmethod
     def join(cls, parts: Sequence[tuple[Sequence[str], Sequence[float] | float,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -250,8 +249,6 @@ class ModelMonitor:
         hi = [s.max if s.max is not None else np.inf for s in numeric]
         self._lo = np.array(lo, dtype=float)
         self._hi = np.array(hi, dtype=float)
-        names = [s.name for s in numeric]
-        self._getter = operator.itemgetter(*names) if len(names) > 1 else None
 
     @property
     def stream_names(self) -> list[str]:
@@ -478,10 +475,12 @@ class ModelMonitor:
         streams need their window statistics here; the others' are computed when read
         (:meth:`current_window_stats`)."""
         out: list[MonitorEvent] = []
+        index: dict[str, tuple[str, int]] | None = None
         for name, st in self.drift.items():
             if not st.active or self.seen - 1 - st.last_alarm < self.config.resolve_after:
                 continue
-            ws = self._stream_window_stats(name)
+            index = index or self._stream_index()
+            ws = self._stream_window_stats(*index[name])
             self.window_stats[name] = ws
             p = ws.get("ks_p", ws.get("chi2_p", 1.0))
             if st.try_resolve(self.seen - 1, p, self.config.resolve_after,
@@ -497,27 +496,29 @@ class ModelMonitor:
         categoricals) over its last ``stats_window`` values, recomputed at most once per
         ``stats_every`` records (none before the first ``stats_every`` records): reading
         them after every batch costs what one window check did."""
-        every = self.config.stats_every
-        due = self.seen // every
+        due = self.seen // self.config.stats_every
         if due and due != getattr(self, "_stats_due", 0):
-            self.window_stats = {s.name: self._stream_window_stats(s.name)
+            index = self._stream_index()
+            self.window_stats = {s.name: self._stream_window_stats(*index[s.name])
                                  for s in self.streams}
             self._stats_due = due
         return self.window_stats
 
-    def _stream_window_stats(self, name: str) -> dict[str, float]:
+    def _stream_index(self) -> dict[str, tuple[str, int]]:
+        """Stream name -> (kind, index in its kind's arrays)."""
+        return {**{s.name: ("numeric", j) for j, s in enumerate(self.numeric)},
+                **{s.name: ("categorical", j) for j, s in enumerate(self.categorical)},
+                **({MULTIVARIATE: ("multivariate", 0)} if self.multivariate else {})}
+
+    def _stream_window_stats(self, kind: str, j: int) -> dict[str, float]:
         m = self._ring_n
-        for j, stream in enumerate(self.numeric):
-            if stream.name == name:
-                return self._num_refs[j].compare(self._ring_num[:m, j])
-        if self.multivariate is not None and name == MULTIVARIATE:
-            q = getattr(self, "_mv_cols", np.arange(self._mv_score.p))
-            return self._mv_ref.compare(self._mv_score.transform(self._ring_num[:m, q]))
-        for j, stream in enumerate(self.categorical):
-            if stream.name == name:
-                c = self._ring_cat[:m, j]
-                return categorical_window_stats(self._frequencies[j].probs, c[c >= 0])
-        return {}
+        if kind == "numeric":
+            return self._num_refs[j].compare(self._ring_num[:m, j])
+        if kind == "categorical":
+            c = self._ring_cat[:m, j]
+            return categorical_window_stats(self._frequencies[j].probs, c[c >= 0])
+        q = getattr(self, "_mv_cols", np.arange(self._mv_score.p))
+        return self._mv_ref.compare(self._mv_score.transform(self._ring_num[:m, q]))
 
 
 def stream_tolerances(

@@ -195,9 +195,7 @@ def _block(
     n = len(batch.rows)
     if len(prediction.values) != n:
         raise ValueError(f"the model answered {len(prediction.values)} rows for {n}")
-    columns: dict[str, Sequence[Any]] = dict(batch.columns) if batch.columns else {
-        name: [row[name] for row in batch.rows] for name in model.validator.names
-    }
+    columns: dict[str, Sequence[Any]] = dict(batch.columns)
     if model.pii.active:
         columns = model.pii.apply_columns(columns)
     probabilities = None

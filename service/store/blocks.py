@@ -22,12 +22,10 @@ from typing import Any
 
 import orjson
 
-from service.store.codec import _default
+from service.store.codec import dumps_bytes
 from service.store.records import PredictionRecord
 
 __all__ = ["RecordBlock", "as_blocks", "row_count", "id_ms", "BLOCK_COLS", "MAX_ID_SPAN_MS"]
-
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 #: The columns of a stored block, in the order :meth:`RecordBlock.from_row` takes them.
 BLOCK_COLS = "log_offset, model, version, arm, ts, latency_ms, request_id, trace_id, data"
@@ -69,7 +67,7 @@ class RecordBlock:
         doc: dict[str, Any] = {"i": self.ids, "f": self.features, "p": self.predictions}
         if self.probabilities is not None:
             doc["q"] = self.probabilities
-        return orjson.dumps(doc, default=_default, option=_OPTIONS)
+        return dumps_bytes(doc)
 
     @classmethod
     def decode(

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "dumps_bytes", "loads"]
 
 
 def _default(obj: Any) -> Any:
@@ -25,15 +25,18 @@ _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 def dumps(obj: Any) -> str | None:
     """Compact JSON text, or None for None (stored as SQL NULL). orjson writes NaN and
     infinities as null."""
-    if obj is None:
-        return None
+    return None if obj is None else dumps_bytes(obj).decode()
+
+
+def dumps_bytes(obj: Any) -> bytes:
+    """:func:`dumps` as UTF-8 bytes (``None`` becomes ``null``)."""
     try:
-        return orjson.dumps(obj, default=_default, option=_OPTIONS).decode()
+        return orjson.dumps(obj, default=_default, option=_OPTIONS)
     except orjson.JSONEncodeError as exc:
         if "64-bit" not in str(exc):
             raise
         # jsonb gives floats beyond 2**64 back as integers; orjson has no bigints
-        return json.dumps(obj, default=_default, separators=(",", ":"))
+        return json.dumps(obj, default=_default, separators=(",", ":")).encode()
 
 
 def loads(text: str | bytes | None) -> Any:

@@ -206,6 +206,13 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
     ) -> list[RecordBlock]:
         """The records of :meth:`read_after` as blocks (the first may start inside a block,
         the last is cut at ``limit`` records); labels are not attached."""
+        with self._read() as cur:
+            return self._blocks_after(cur, offset, limit, models, exclude)
+
+    def _blocks_after(
+        self, cur: Any, offset: int, limit: int, models: set[str] | None,
+        exclude: set[str] | None,
+    ) -> list[RecordBlock]:
         params: list[Any] = [offset, offset]
         where = _model_filter(models, exclude, params)
         if where is None or limit <= 0:
@@ -213,31 +220,30 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
         out: list[RecordBlock] = []
         count, after = 0, offset
         page = max(1, min(limit, _BLOCK_PAGE))
-        with self._read() as cur:
-            while count < limit:
-                params[0] = params[1] = after
-                sql = (f"SELECT {BLOCK_COLS} FROM prediction_blocks WHERE {_FROM_OFFSET}{where}"
-                       " ORDER BY log_offset LIMIT ?")
-                rows = self._select(cur, sql, [*params, page])
-                for row in rows:
-                    block = self._block(row)
-                    start = max(0, after - int(row[0]) + 1)
-                    part = block.slice(start, start + limit - count)
-                    out.append(part)
-                    count += len(part)
-                    if count >= limit:
-                        break
-                if len(rows) < page or count >= limit:
+        while count < limit:
+            params[0] = params[1] = after
+            sql = (f"SELECT {BLOCK_COLS} FROM prediction_blocks WHERE {_FROM_OFFSET}{where}"
+                   " ORDER BY log_offset LIMIT ?")
+            rows = self._select(cur, sql, [*params, page])
+            for row in rows:
+                block = self._block(row)
+                start = max(0, after - int(row[0]) + 1)
+                part = block.slice(start, start + limit - count)
+                out.append(part)
+                count += len(part)
+                if count >= limit:
                     break
-                after = out[-1].last_offset or after
+            if len(rows) < page or count >= limit:
+                break
+            after = out[-1].last_offset or after
         return out
 
     def read_after(
         self, offset: int, limit: int, models: set[str] | None = None,
         exclude: set[str] | None = None,
     ) -> list[PredictionRecord]:
-        blocks = self.read_blocks_after(offset, limit, models, exclude)
         with self._read() as cur:
+            blocks = self._blocks_after(cur, offset, limit, models, exclude)
             self._attach_labels(cur, blocks)
         return [r for b in blocks for r in b.records()]
 
