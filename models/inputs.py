@@ -36,6 +36,12 @@ class InputAdapter:
     def from_frame(self, frame: pd.DataFrame, names: list[str]) -> Any:
         return frame[names].to_numpy()
 
+    def from_matrix(self, matrix: np.ndarray, names: list[str]) -> Any | None:
+        """The model input from rows already held as a float matrix in card order (the
+        gateway's validated numbers), or None where only :meth:`from_rows` builds it.
+        Row-major, as :meth:`from_rows` builds it, so answers match to the last bit."""
+        return np.ascontiguousarray(matrix, dtype=np.float64)
+
     def predict(self, estimator: Any, model_input: Any) -> list[Any]:
         return np.asarray(estimator.predict(model_input)).tolist()
 
@@ -53,6 +59,9 @@ class PandasInput(InputAdapter):
     def from_rows(self, rows: list[dict[str, Any]], names: list[str]) -> Any:
         return pd.DataFrame(rows, columns=names)
 
+    def from_matrix(self, matrix: np.ndarray, names: list[str]) -> Any | None:
+        return None  # integer columns stay integers in from_rows' frame
+
     def from_frame(self, frame: pd.DataFrame, names: list[str]) -> Any:
         return frame[names]
 
@@ -67,6 +76,9 @@ class RecordsInput(InputAdapter):
 
     def from_frame(self, frame: pd.DataFrame, names: list[str]) -> Any:
         return frame[names].to_dict("records")
+
+    def from_matrix(self, matrix: np.ndarray, names: list[str]) -> Any | None:
+        return None
 
     def predict(self, estimator: Any, model_input: Any) -> list[Any]:
         return [_plain(estimator.predict_one(row)) for row in model_input]

@@ -144,7 +144,8 @@ class GatewayCore:
         trace_id: str | None, started: float,
     ) -> tuple[PredictResult, list[RecordBlock]]:
         model = route.model
-        prediction = await model.predict_async(batch.rows)  # batched with others if it pays
+        # batched with others when it pays
+        prediction = await model.predict_async(batch.rows, batch.matrix)
         latency_ms = (time.perf_counter() - started) * 1000.0
         block = _block(model, route.arm, batch, prediction, latency_ms, request_id, trace_id)
         result = PredictResult(model, block.ids, prediction.values, prediction.probabilities)
@@ -173,7 +174,7 @@ class GatewayCore:
         shadow.inflight += 1
         try:
             batch = shadow.validator.validate(batch.rows)
-            prediction = await shadow.predict_async(batch.rows)
+            prediction = await shadow.predict_async(batch.rows, batch.matrix)
         except APIError as error:
             self.metrics.errors.labels(shadow.name, f"shadow_{error.type}").inc()
             return []

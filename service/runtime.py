@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from models.card import ModelCard
 from models.inputs import input_adapter
 from models.registry import RegisteredModel, get_model
@@ -130,10 +132,14 @@ class LoadedModel:
     def load(cls, name: str, version: str | None = None) -> LoadedModel:
         return cls(get_model(name, version))
 
-    def predict(self, rows: list[dict[str, Any]]) -> Prediction:
-        """Predict validated rows; classifiers also return class probabilities."""
+    def predict(self, rows: list[dict[str, Any]], matrix: np.ndarray | None = None
+                ) -> Prediction:
+        """Predict validated rows; classifiers also return class probabilities.
+        ``matrix`` is the rows' validated numbers (:class:`ValidatedBatch`), when built."""
         adapter = self._adapter
-        model_input = adapter.from_rows(rows, self._names)
+        model_input = None if matrix is None else adapter.from_matrix(matrix, self._names)
+        if model_input is None:
+            model_input = adapter.from_rows(rows, self._names)
         values = adapter.predict(self.estimator, model_input)
         proba = adapter.predict_proba(self.estimator, model_input) if self._has_proba else None
         if proba is None:
@@ -141,12 +147,12 @@ class LoadedModel:
         labels = self._labels
         return Prediction(values, [dict(zip(labels, p, strict=True)) for p in proba])
 
-    async def predict_async(self, rows: Rows) -> Prediction:
+    async def predict_async(self, rows: Rows, matrix: np.ndarray | None = None) -> Prediction:
         """:meth:`predict` through the adaptive batcher when this version batches (merged
         with concurrent requests, computed in the batcher's thread), else inline."""
         batcher = self.batcher
         if batcher is None:
-            return self.predict(rows)
+            return self.predict(rows, matrix)
         return await batcher.submit(rows)
 
     def warm(self) -> Prediction:

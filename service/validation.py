@@ -46,6 +46,9 @@ class ValidatedBatch:
     rows: list[dict[str, Any]]
     quality: list[tuple[int, str, str]] = field(default_factory=list)  # (row, feature, issue)
     columns: dict[str, Sequence[Any]] = field(default_factory=dict)
+    #: rows x features (card order) as float64 when every feature is numeric and every value
+    #: a number: what the numpy input adapter would build from ``rows``, already built
+    matrix: np.ndarray | None = None
 
 
 class _Column:
@@ -120,7 +123,7 @@ class RowValidator:
         good = rows if kept is None else [rows[i] for i in kept]
         cols: list[tuple[Any, ...]] = (list(zip(*map(self._getter, good), strict=True))
                                        if good else [() for _ in self.names])
-        suspects = self._numeric_suspects(cols)
+        suspects, numbers = self._numeric_suspects(cols)
         found: list[tuple[int, int, str, Issue]] = []  # (row, feature index, name, issue)
         for j, column in enumerate(self._columns):
             values = cols[j]
@@ -142,26 +145,31 @@ class RowValidator:
             first = problems[0]
             where = f"row {first['row']}: " if "row" in first else ""
             raise invalid(first["type"], where + first["message"], {"problems": problems})
+        whole = kept is None and len(self._numeric) == len(self.names)
         return ValidatedBatch(rows=rows, quality=quality,
-                              columns=dict(zip(self.names, cols, strict=True)))
+                              columns=dict(zip(self.names, cols, strict=True)),
+                              matrix=numbers.T if whole and numbers is not None else None)
 
-    def _numeric_suspects(self, cols: list[tuple[Any, ...]]) -> dict[int, Iterable[int]]:
+    def _numeric_suspects(
+        self, cols: list[tuple[Any, ...]]
+    ) -> tuple[dict[int, Iterable[int]], np.ndarray | None]:
         """The suspects of every numeric column, all tested in one matrix when they hold
-        numbers only (else none: each column is then tested on its own)."""
+        numbers only (else none: each column is then tested on its own), and that matrix
+        (numeric features x rows, None when not built)."""
         if not self._numeric or not cols[self._numeric[0]]:
-            return {}
+            return {}, None
         values = [cols[j] for j in self._numeric]
         if not set(map(type, itertools.chain.from_iterable(values))) <= _NUMBERS:
-            return {}
+            return {}, None
         try:
             x = np.array(values, dtype=np.float64)
         except (OverflowError, ValueError, TypeError):
-            return {}
+            return {}, None
         with np.errstate(invalid="ignore"):
             fine = (x >= self._lows) & (x <= self._highs)
         if fine.all():
-            return dict.fromkeys(self._numeric, ())
-        return {j: np.flatnonzero(~fine[k]).tolist() for k, j in enumerate(self._numeric)}
+            return dict.fromkeys(self._numeric, ()), x
+        return {j: np.flatnonzero(~fine[k]).tolist() for k, j in enumerate(self._numeric)}, x
 
     def _key_problems(self, index: int, row: dict[str, Any]) -> list[dict[str, Any]]:
         found = []

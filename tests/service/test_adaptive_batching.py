@@ -168,9 +168,9 @@ def test_batching_off_predicts_inline_as_before(demo_models):
     threads: list[int] = []
     plain = model.predict
 
-    def spy(rows: list[dict]) -> Prediction:
+    def spy(rows: list[dict], matrix: Any = None) -> Prediction:
         threads.append(threading.get_ident())
-        return plain(rows)
+        return plain(rows, matrix)
 
     model.predict = spy  # type: ignore[method-assign]
 

@@ -119,3 +119,19 @@ def _json(body: dict[str, Any]) -> bytes:
     import json
 
     return json.dumps(body).encode()  # writes Infinity, which the gateway reads
+
+
+def test_the_validated_matrix_is_the_model_input_the_rows_would_make(demo_models) -> None:
+    from service.runtime import LoadedModel
+
+    model = LoadedModel.load("diabetes")
+    inputs = rows("diabetes", 50)
+    inputs[7] = inputs[7] | {"age": int(inputs[7]["age"])}  # ints and floats mix
+    batch = model.validator.validate(inputs)
+    assert batch.matrix is not None and batch.matrix.shape == (50, len(model.card.features))
+    from_rows = model._adapter.from_rows(inputs, model.card.feature_names)
+    assert (batch.matrix == from_rows).all()
+    assert model.predict(inputs, batch.matrix) == model.predict(inputs)
+    mixed = LoadedModel.load("diabetes-risk")  # categorical and boolean features
+    risk_rows = rows("diabetes-risk", 5)
+    assert mixed.validator.validate(risk_rows).matrix is None  # built from the rows
