@@ -1,13 +1,14 @@
 """How fast the monitor consumes the prediction log, against how fast the gateway writes it.
 
     python -m loadtests.monitor_throughput [--records 100000] [--model diabetes] [--postgres]
-                                           [--rows-per-request 64]
+                                           [--rows-per-request 64] [--explain]
 
 Fills a fresh log (SQLite in a temp dir, or a throwaway PostgreSQL database) with records drawn
 from the model's reference sample, then times a :class:`MonitorRunner` reading it from offset
 0 in batches, as the Monitor service does (detectors, events, metrics into a private
-registry). Prints records per second; compare with the gateway's write rate from
-``python -m loadtests.bench`` (rows/s column). The quality bar is at least 10x.
+registry; with ``--explain`` also the attribution stream at its default sample rate, as the
+Monitor service runs by default). Prints records per second; compare with the gateway's write
+rate from ``python -m loadtests.bench`` (rows/s column). The quality bar is at least 10x.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from loadtests.bench import DEFAULT_PG, create_pg_database, drop_pg_database
 from models.demo import register_demo_models
 from models.registry import get_model
 from monitoring import MonitorConfig
+from service.attribution_stream import AttributionStream
 from service.metrics import monitor_metrics
 from service.monitor_runner import MonitorRunner
 from service.store.blocks import RecordBlock
 from service.store.factory import open_store
 from service.store.records import new_prediction_ids
+from service.tail_latency import freeze_startup_objects
 
 
 def fill(store_url: str, model: str, n: int, rows_per_request: int) -> None:
@@ -58,12 +61,17 @@ def fill(store_url: str, model: str, n: int, rows_per_request: int) -> None:
         store.close()
 
 
-def consume(store_url: str, model: str, batch: int) -> tuple[int, float]:
+def consume(store_url: str, model: str, batch: int, explain: bool) -> tuple[int, float]:
     store = open_store(store_url)
     try:
         runner = MonitorRunner(store, MonitorConfig(quality_events=False),
-                               monitor_metrics(CollectorRegistry()), batch=batch)
-        runner.monitor_for(model, get_model(model).version)  # calibration is start-up work
+                               monitor_metrics(CollectorRegistry()), batch=batch,
+                               attribution=AttributionStream() if explain else None)
+        version = get_model(model).version
+        runner.monitor_for(model, version)  # calibration is start-up work
+        if runner.attribution is not None:  # so is measuring the explainer's cost
+            runner.attribution.process_blocks(model, version, [])
+        freeze_startup_objects()  # as the Monitor service does once its monitors are built
         started = time.perf_counter()
         total = 0
         while (result := runner.step()).records:
@@ -80,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=5_000, help="records per monitor step")
     parser.add_argument("--rows-per-request", type=int, default=64,
                         help="rows of each logged request (one block each)")
+    parser.add_argument("--explain", action="store_true",
+                        help="also explain records (attribution drift) at the default rate")
     parser.add_argument("--postgres", nargs="?", const=DEFAULT_PG, metavar="ADMIN_DSN",
                         help="use a throwaway database created (and dropped) there")
     args = parser.parse_args(argv)
@@ -91,13 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         url = str(Path(tempfile.mkdtemp(prefix="driftgate-monitor-")) / "log.sqlite3")
     try:
         fill(url, args.model, args.records, args.rows_per_request)
-        total, seconds = consume(url, args.model, args.batch)
+        total, seconds = consume(url, args.model, args.batch, args.explain)
     finally:
         if database:
             drop_pg_database(args.postgres, database)
     backend = "postgresql" if args.postgres else "sqlite"
     print(f"monitor ({backend}, {args.model}, {args.rows_per_request} rows per request, "
-          f"batch {args.batch}): {total} records in "
+          f"batch {args.batch}{', explaining' if args.explain else ''}): {total} records in "
           f"{seconds:.2f} s = {total / seconds:,.0f} records/s ({seconds / total * 1e6:.1f} "
           f"us per record)")
     return 0
