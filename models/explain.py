@@ -186,6 +186,10 @@ class LinearModelExplainer(ModelExplainer):
         x = _numeric(frame, self.features)
         if not np.isfinite(x).all():
             raise Unexplainable("the linear explainer needs every feature present (no nulls)")
+        values = np.asarray(self._shap.shap_values(x))
+        if values.ndim == 2:  # one output: shap's matrix form, no Python loop per row
+            base = np.atleast_1d(np.asarray(self._shap.expected_value, dtype=float))
+            return self._batch(values, np.broadcast_to(base[:1], (len(x),)))
         result = self._shap(x)
         return self._batch(result.values, result.base_values)
 

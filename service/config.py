@@ -197,12 +197,12 @@ class Settings(BaseSettings):
     explain_sample_rate: float | None = Field(
         None, ge=0.0, le=1.0,
         description="Share of logged records the monitor explains for attribution drift "
-        "(0 switches it off). Unset: per version, as many as fit explain_budget_us per record "
-        "(every record for linear models).",
+        "(0 switches it off). Unset: per version, as many as fit explain_budget_us per record.",
     )
     explain_budget_us: float = Field(
-        10.0, gt=0, description="Unset sample rate: microseconds of explaining per logged "
-        "record the monitor may spend on average.",
+        2.0, gt=0, description="Unset sample rate: microseconds of explaining (with the "
+        "sampled record's frame row and stored attribution) per logged record the monitor "
+        "may spend on average.",
     )
     rollout_eval_seconds: float = Field(
         5.0, gt=0, description="How often the monitor evaluates the gates of running rollouts "

@@ -33,10 +33,13 @@ def test_logged_prediction_explained_by_id(gateway):
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "unknown_prediction"
 
-    # the monitor explains a sample of the logged records: gauges and the live view follow
+    # the monitor explains a sample of the logged records (a few percent of a linear
+    # model's at the default budget): gauges and the live view follow
     deadline = time.monotonic() + 60
     series = 'driftgate_feature_attribution{feature="mean_radius",model="breast-cancer"'
+    more = {"model": "breast-cancer", "inputs": _rows("breast-cancer", 200)}
     while time.monotonic() < deadline:
+        assert httpx.post(f"{gateway.url}/predict", json=more, timeout=10).status_code == 200
         metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
         view = httpx.get(f"{gateway.url}/models/breast-cancer/attributions", timeout=10).json()
         live = [v for v in view["versions"] if v["live"]]
