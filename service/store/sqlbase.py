@@ -43,7 +43,8 @@ _FROM_OFFSET = (
     "log_offset >= coalesce((SELECT max(log_offset) FROM prediction_blocks"
     " WHERE log_offset <= ?), 0) AND log_offset + n - 1 > ?"
 )
-_BLOCK_PAGE = 256
+_FIRST_PAGE = 4  # blocks
+_MAX_PAGE = 8192
 _OUTBOX_COLS = (
     "id, event_id, endpoint, model, payload, status, attempts, next_attempt_at, lease_until, "
     "last_error, created_at, delivered_at"
@@ -219,11 +220,14 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
             return []
         out: list[RecordBlock] = []
         count, after = 0, offset
-        page = max(1, min(limit, _BLOCK_PAGE))
+        # pages are counted in blocks, limits in records: start small and size the next page
+        # by the rows per block seen, so 1,000-row blocks are not read 256 at a time for a
+        # limit of 5,000 records, nor one-row blocks a query per 256 records
+        page = max(1, min(limit, _FIRST_PAGE))
+        sql = (f"SELECT {BLOCK_COLS} FROM prediction_blocks WHERE {_FROM_OFFSET}{where}"
+               " ORDER BY log_offset LIMIT ?")
         while count < limit:
             params[0] = params[1] = after
-            sql = (f"SELECT {BLOCK_COLS} FROM prediction_blocks WHERE {_FROM_OFFSET}{where}"
-                   " ORDER BY log_offset LIMIT ?")
             rows = self._select(cur, sql, [*params, page])
             for row in rows:
                 block = self._block(row)
@@ -236,6 +240,7 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
             if len(rows) < page or count >= limit:
                 break
             after = out[-1].last_offset or after
+            page = min(_MAX_PAGE, -(-(limit - count) * len(out) // count) + 1)
         return out
 
     def read_after(
