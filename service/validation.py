@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import operator
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,9 +98,7 @@ class RowValidator:
         self.names = [f.name for f in features]
         self._name_set = frozenset(self.names)
         self._columns = [_Column(f) for f in features]
-        self._getter: Callable[[dict[str, Any]], tuple[Any, ...]] = (
-            operator.itemgetter(*self.names) if len(self.names) > 1
-            else lambda row: tuple(row[n] for n in self.names))
+        self._getters = [operator.itemgetter(n) for n in self.names]  # column by column
         self._numeric = [j for j, c in enumerate(self._columns) if c.kind == "numeric"]
         self._lows = np.array([self._columns[j].low for j in self._numeric])[:, None]
         self._highs = np.array([self._columns[j].high for j in self._numeric])[:, None]
@@ -121,8 +119,7 @@ class RowValidator:
             bad = {p["row"] for p in problems}  # the values of malformed rows are not checked
             kept = [i for i in range(len(rows)) if i not in bad]
         good = rows if kept is None else [rows[i] for i in kept]
-        cols: list[tuple[Any, ...]] = (list(zip(*map(self._getter, good), strict=True))
-                                       if good else [() for _ in self.names])
+        cols: list[list[Any]] = [list(map(get, good)) for get in self._getters]
         suspects, numbers = self._numeric_suspects(cols)
         found: list[tuple[int, int, str, Issue]] = []  # (row, feature index, name, issue)
         for j, column in enumerate(self._columns):
@@ -151,7 +148,7 @@ class RowValidator:
                               matrix=numbers.T if whole and numbers is not None else None)
 
     def _numeric_suspects(
-        self, cols: list[tuple[Any, ...]]
+        self, cols: list[list[Any]]
     ) -> tuple[dict[int, Iterable[int]], np.ndarray | None]:
         """The suspects of every numeric column, all tested in one matrix when they hold
         numbers only (else none: each column is then tested on its own), and that matrix
