@@ -26,6 +26,7 @@ from models.registry import get_model
 from monitoring import MonitorConfig
 from service.attribution_stream import AttributionStream
 from service.metrics import monitor_metrics
+from service.monitor_node import METRICS_EVERY_SECONDS
 from service.monitor_runner import MonitorRunner
 from service.store.blocks import RecordBlock
 from service.store.factory import open_store
@@ -66,7 +67,8 @@ def consume(store_url: str, model: str, batch: int, explain: bool) -> tuple[int,
     try:
         runner = MonitorRunner(store, MonitorConfig(quality_events=False),
                                monitor_metrics(CollectorRegistry()), batch=batch,
-                               attribution=AttributionStream() if explain else None)
+                               attribution=AttributionStream() if explain else None,
+                               metrics_every=METRICS_EVERY_SECONDS)  # as the service does
         version = get_model(model).version
         runner.monitor_for(model, version)  # calibration is start-up work
         if runner.attribution is not None:  # so is measuring the explainer's cost

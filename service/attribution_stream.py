@@ -162,8 +162,7 @@ class AttributionStream:
         state = self._version(model, version)
         if state.monitor is None or state.explainer is None or state.rate <= 0.0:
             return [], []
-        chosen = [b.slice(i, i + 1).records()[0] for b in blocks
-                  for i in sampled_indices(b.ids, state.rate)]
+        chosen = [r for b in blocks for r in b.records(sampled_indices(b.ids, state.rate))]
         return self.process(model, version, chosen, caught_up)
 
     def process(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import pickle
 import time
 from collections import defaultdict
@@ -124,6 +125,7 @@ class MonitorRunner:
         status_key: str = KV_MONITOR_STATUS,
         seed: str | None = None,
         attribution: AttributionStream | None = None,
+        metrics_every: float = 0.0,
     ) -> None:
         """``fresh`` ignores (and never writes) a checkpoint: for replays. ``models`` limits
         the runner to those models; ``owns`` to the models it accepts (a partition's: the
@@ -135,7 +137,9 @@ class MonitorRunner:
         requests are then written only while that lease is held. ``seed`` names a consumer
         whose checkpoint a runner without one of its own starts from (its owned models'
         detector states): a single monitor split into partitions resumes where it was.
-        ``attribution`` explains a sample of the records (attribution drift)."""
+        ``attribution`` explains a sample of the records (attribution drift).
+        ``metrics_every``: seconds between gauge exports while no step finds an event (0:
+        after every step); a monitor working off a backlog then spends its time on records."""
         self.store = store
         self.config = config
         self.metrics = metrics
@@ -158,6 +162,8 @@ class MonitorRunner:
         self._series: set[tuple[str, ...]] = set()  # gauge label sets this runner has set
         self.monitors: dict[Key, ModelMonitor] = {}
         self.attribution = attribution
+        self.metrics_every = metrics_every
+        self._exported = -math.inf  # monotonic time of the last gauge export
         self._attributions: list[dict[str, Any]] = []
         self._caught_up = True  # the last read was not a full batch: explain what is pending
         self.offset = self.label_offset = 0
@@ -252,7 +258,10 @@ class MonitorRunner:
         if result.events and not self.fresh:
             new = self.store.append_events([e.to_row() for e in result.events], fence=self.fence)
             self._hand_on(result.events, new)
-        self.export_metrics()
+        now = time.monotonic()
+        if result.events or now - self._exported >= self.metrics_every:
+            self._exported = now
+            self.export_metrics()
         return result
 
     def _own(self, items: list[Any], model_of: Callable[[Any], str]) -> list[Any]:

@@ -16,7 +16,7 @@ see a dense-enough, strictly increasing offset per record and resume inside a bl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,20 +106,21 @@ class RecordBlock:
         labels, rows = self.probabilities
         return [dict(zip(labels, row, strict=True)) for row in rows]
 
-    def records(self) -> list[PredictionRecord]:
-        """One :class:`PredictionRecord` per row (with labels and offsets when read)."""
-        names = list(self.features)
-        columns = [self.features[n] for n in names]
-        probabilities = self.probability_dicts()
+    def records(self, rows: Iterable[int] | None = None) -> list[PredictionRecord]:
+        """One :class:`PredictionRecord` per row, or per row of ``rows`` (with labels and
+        offsets when read)."""
+        items = self.features.items()
+        q = self.probabilities
         labels = self.labels
         out = []
-        for i, rid in enumerate(self.ids):
+        for i in range(len(self.ids)) if rows is None else rows:
+            rid = self.ids[i]
             label, label_ts = labels.get(rid, (None, None))
             out.append(PredictionRecord(
                 model=self.model, version=self.version,
-                features={n: _plain(c[i]) for n, c in zip(names, columns, strict=True)},
+                features={n: _plain(c[i]) for n, c in items},
                 prediction=self.predictions[i], id=rid, ts=self.ts, arm=self.arm,
-                probabilities=probabilities[i] if probabilities is not None else None,
+                probabilities=dict(zip(q[0], q[1][i], strict=True)) if q is not None else None,
                 latency_ms=self.latency_ms, request_id=self.request_id,
                 trace_id=self.trace_id, label=label, label_ts=label_ts,
                 offset=None if self.offset is None else self.offset + i,
