@@ -34,9 +34,10 @@ import pandas as pd
 
 from monitoring.calibration import log_arl, sampling_grid
 
-__all__ = ["ReferenceSize", "Scale", "Tolerance", "numeric_scale", "winsorize", "reference_size", "distinct_reference", "detectable_shift",
-           "reference_margin", "gap_size", "calibration_size", "design_shift",
-           "MIN_EFFECTIVE_SIZE", "DISCRETE_VALUES"]
+__all__ = ["ReferenceSize", "Scale", "Tolerance", "numeric_scale", "winsorize",
+           "reference_size", "distinct_reference", "detectable_shift", "reference_margin",
+           "gap_size", "calibration_size", "design_shift", "MIN_EFFECTIVE_SIZE",
+           "DISCRETE_VALUES"]
 
 #: Below this many distinct rows registration warns: two samples of that size differ by
 #: about ``2 / sqrt(n)`` standard deviations in a feature by chance (0.12 sd at 300).
