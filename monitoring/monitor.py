@@ -95,7 +95,7 @@ class ModelMonitor:
     ...                           for i, (a, b) in enumerate(stream)])
     >>> [(e.kind, e.feature, e.record_id) for e in events]
     [('feature_drift', 'b', 'r318'), ('prediction_drift', '__prediction__', 'r328'), \
-('multivariate_drift', '__multivariate__', 'r360')]
+('multivariate_drift', '__multivariate__', 'r357')]
     >>> restored = ModelMonitor.restore(mon.snapshot())
     >>> restored.status().records_seen
     600
