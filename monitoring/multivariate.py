@@ -169,14 +169,13 @@ class MahalanobisScore:
         d = x - mean
         d2 = np.einsum("ij,jk,ik->i", d, precision, d)
         if new_distances is not None:  # a calibration draw: its own cap, by the same rule
-            cap = distance_cap(new_distances, self.p, self.heavy)
-            return self.capped_score(d2, new_distances, cap)
+            return self.capped_score(d2, new_distances,
+                                     distance_cap(new_distances, self.p, self.heavy))
         if self.new_distances is None:
             return (d2 - self.p) / np.sqrt(2.0 * self.p)
-        cap = self.cap
-        if cap is None:
-            cap = float(np.quantile(self.new_distances, CAP_QUANTILE))
-        return self.capped_score(d2, self.new_distances, cap)
+        own = self.cap if self.cap is not None else float(
+            np.quantile(self.new_distances, CAP_QUANTILE))
+        return self.capped_score(d2, self.new_distances, own)
 
     @staticmethod
     def capped_score(d2: np.ndarray, sorted_ref: np.ndarray, cap: float) -> np.ndarray:
