@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import stats
 
@@ -23,12 +25,20 @@ GAUSSIAN_TAIL = 1e-5
 HEAVY_TAIL_FACTOR = 1.2
 
 
+@lru_cache(maxsize=256)
+def _chi2(p: int) -> tuple[float, float, float]:
+    """Median, :data:`CAP_QUANTILE` and :data:`GAUSSIAN_TAIL` upper quantile of a chi-square
+    with ``p`` degrees of freedom (scipy's are slow next to one calibration draw)."""
+    return (float(stats.chi2.median(p)), float(stats.chi2.isf(1.0 - CAP_QUANTILE, p)),
+            float(stats.chi2.isf(GAUSSIAN_TAIL, p)))
+
+
 def heavy_tailed(sorted_ref: np.ndarray, p: int) -> bool:
     """Whether new rows' squared distances ``sorted_ref`` over ``p`` features are heavier-tailed
     than a Gaussian population's: their :data:`CAP_QUANTILE` above :data:`HEAVY_TAIL_FACTOR`
     times that of a chi-square with ``p`` degrees of freedom scaled to their median."""
-    scale = float(np.median(sorted_ref)) / float(stats.chi2.median(p))
-    gaussian = scale * float(stats.chi2.isf(1.0 - CAP_QUANTILE, p))
+    median, top, _ = _chi2(p)
+    gaussian = float(np.median(sorted_ref)) / median * top
     return float(np.quantile(sorted_ref, CAP_QUANTILE)) > HEAVY_TAIL_FACTOR * gaussian
 
 
@@ -50,8 +60,8 @@ def distance_cap(sorted_ref: np.ndarray, p: int, heavy: bool) -> float:
     """
     if heavy:
         return float(np.quantile(sorted_ref, CAP_QUANTILE))
-    scale = float(np.median(sorted_ref)) / float(stats.chi2.median(p))
-    return scale * float(stats.chi2.isf(GAUSSIAN_TAIL, p))
+    median, _, tail = _chi2(p)
+    return float(np.median(sorted_ref)) / median * tail
 
 
 #: Folds of the cross-validation that measures how far *new* rows lie from a fit.
