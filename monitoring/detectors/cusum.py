@@ -231,7 +231,8 @@ class Cusum(StreamDetector):
                               o.get("effective_size"), o.get("scale"))
         kt = tolerant_k(k, tolerance)
         scale = o.get("scale")
-        notes = chart_notes(np.asarray(reference, dtype=float), hs, kt, o["clip_z"], clip2)
+        notes = chart_notes(np.asarray(reference, dtype=float), hs, kt, o["clip_z"], clip2,
+                            scale)
         if scale is not None and scale.robust:
             notes = (scale.note(), *notes)
         return cls((hs[0], hs[1], hs[2], hs[3]), kt, clip2**0.5, notes)
@@ -416,10 +417,13 @@ def tolerant_k(
 
 def chart_notes(
     x: np.ndarray, h: list[float], k: tuple[float, float, float, float], clip_z: float,
-    variance_clip2: float,
+    variance_clip2: float, scale: Scale | None = None,
 ) -> tuple[str, ...]:
     """Diagnostics of a stream's charts: off because the reference is constant or too
-    skewed, or with a threshold no signal can reach within :data:`FIRE_WITHIN` records.
+    skewed, with a threshold no signal can reach within :data:`FIRE_WITHIN` records, or with
+    one that a single record of the reference crosses (standardised with ``scale``, default
+    the mean and sd): its false alarms are then the rate of such records, which a reference
+    cannot estimate at one in a million.
 
     Examples
     --------
@@ -427,11 +431,20 @@ def chart_notes(
     'constant in the reference: no scale, every chart is off'
     >>> chart_notes(np.arange(50.0), [5.0, 5e4, 9.0, 9.0], (0.25,) * 4, 5.0, 9.0)
     ('cusum_mean_down: threshold 50000 cannot be reached within 1000 records',)
+    >>> wild = np.append(np.zeros(1000), 3000.0)
+    >>> chart_notes(wild, [3.9, 25.0, 9.0, 9.0], (0.25,) * 4, 5.0, 9.0)[0]
+    'cusum_mean_up: one record of the reference crosses threshold 3.9 (its step 4.75)'
     """
     x = x[np.isfinite(x)]
     if x.size < 2 or not x.std() > 0:
         return ("constant in the reference: no scale, every chart is off",)
     top = (clip_z - k[0], clip_z - k[1], variance_clip2 - 1.0 - k[2], 1.0 - k[3])
+    center, spread = ((scale.center, scale.spread) if scale is not None
+                      else (float(x.mean()), float(x.std(ddof=1))))
+    z = np.clip((x - center) / spread, -clip_z, clip_z)
+    z2 = np.minimum(z * z, variance_clip2)
+    step = (float(z.max()) - k[0], float(-z.min()) - k[1], float(z2.max()) - 1.0 - k[2],
+            1.0 - float(z2.min()) - k[3])
     out = []
     for c, name in enumerate(CHARTS):
         if not math.isfinite(h[c]):
@@ -440,6 +453,9 @@ def chart_notes(
         elif h[c] > FIRE_WITHIN * max(top[c], 1e-9):
             out.append(f"{name}: threshold {h[c]:.0f} cannot be reached within "
                        f"{FIRE_WITHIN} records")
+        elif h[c] < step[c]:
+            out.append(f"{name}: one record of the reference crosses threshold {h[c]:.2g} "
+                       f"(its step {step[c]:.3g})")
     return tuple(out)
 
 

@@ -5,8 +5,11 @@ Gaussian feature beside it keeps its plain mean and standard deviation."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from monitoring.detectors.cusum import Cusum
 from monitoring.monitor import ModelMonitor
@@ -73,3 +76,16 @@ def test_heavy_tailed_feature_has_sane_thresholds_and_no_false_alarms() -> None:
     moved["sensor"] += mon.sd[0]
     first = next(e for e in mon.update_many(_records(moved, 100_000)) if e.kind in DRIFT)
     assert first.feature == "sensor" and int(first.record_id[1:]) - 100_000 < 60
+
+
+def test_plain_scale_on_heavy_tails_is_diagnosed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the robust scale (as before it), one wild reading of the reference crosses the
+    mean charts' thresholds, and the stream's diagnostics say so."""
+    import monitoring.monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "numeric_scale",
+                        lambda x: numeric_scale(x, ratio=math.inf))
+    mon = ModelMonitor(_card(), _frame(np.random.default_rng(11), 2000))
+    notes = mon.status().to_dict()["features"]["sensor"]["diagnostics"]
+    assert any("one record of the reference crosses threshold" in n for n in notes)
+    assert mon.scales[0].method == "mean_sd"
