@@ -23,7 +23,14 @@ from monitoring.multivariate import MahalanobisScore
 from monitoring.names import LABEL, MULTIVARIATE, PREDICTION, json_value
 from monitoring.performance import PerformanceTracker
 from monitoring.quality import ISSUES, FeatureSpec, Rules
-from monitoring.reference import ReferenceSize, Tolerance, distinct_reference, reference_margin
+from monitoring.reference import (
+    ReferenceSize,
+    Scale,
+    Tolerance,
+    distinct_reference,
+    numeric_scale,
+    reference_margin,
+)
 from monitoring.state import DriftState
 from monitoring.status import MonitorStatus, StreamStatus
 from monitoring.window_stats import NumericReference, categorical_window_stats
@@ -88,7 +95,7 @@ class ModelMonitor:
     ...                           for i, (a, b) in enumerate(stream)])
     >>> [(e.kind, e.feature, e.record_id) for e in events]
     [('feature_drift', 'b', 'r318'), ('prediction_drift', '__prediction__', 'r328'), \
-('multivariate_drift', '__multivariate__', 'r360')]
+('multivariate_drift', '__multivariate__', 'r357')]
     >>> restored = ModelMonitor.restore(mon.snapshot())
     >>> restored.status().records_seen
     600
@@ -151,8 +158,10 @@ class ModelMonitor:
             {n: self.stream_rates[n] * config.chart_weights[0] for n in num_names},
             config.cusum_k)
 
-        def budget(name: str, categories: Sequence[Any] = ()) -> Budget:
-            extra = {"effective_size": n_eff, "tolerance": self.tolerances.get(name)}
+        def budget(name: str, categories: Sequence[Any] = (), scale: Scale | None = None
+                   ) -> Budget:
+            extra = {"effective_size": n_eff, "tolerance": self.tolerances.get(name),
+                     **({"scale": scale} if scale is not None else {})}
             return Budget(self.stream_rates[name], rng, config.seed, {**settings, **extra},
                           categories)
 
@@ -161,18 +170,21 @@ class ModelMonitor:
         self.mu = np.zeros(len(num_names))
         self.sd = np.ones(len(num_names))
         self._num_refs: list[NumericReference] = []
+        #: each numeric stream's standardisation (robust for a heavy-tailed reference)
+        self.scales: list[Scale] = []
         for j, name in enumerate(num_names):
             x = ref_num[:, j]
             x = x[np.isfinite(x)]
             if x.size < 2:
                 x = np.zeros(2)
-            self.mu[j] = x.mean()
-            sd = x.std(ddof=1)
-            self.sd[j] = sd if sd > 0 else 1.0
+            scale = numeric_scale(x)
+            self.scales.append(scale)
+            self.mu[j] = scale.center
+            self.sd[j] = scale.spread
             self._num_refs.append(NumericReference(x))
             method = config.detector_for(name)
-            det = detector_class("numeric", method).calibrate(x, budget(name))
-            self.numeric.append(_Stream(name, "numeric", method, det))
+            det = detector_class("numeric", method).calibrate(x, budget(name, scale=scale))
+            self.numeric.append(_Stream(name, "numeric", method, det, scale))
 
         # streams of one detector class are fed together (a class may vectorise across them);
         # the groups are kept, so whatever a class stacks is stacked once, not per update
@@ -187,6 +199,12 @@ class ModelMonitor:
         self.multivariate: _Stream | None = None
         if use_mv:
             method = config.multivariate_detector
+            # live values reach the joint chart clipped at clip_z of their scale; a robust
+            # scale clips a heavy-tailed feature's wild readings, so its reference is too
+            for i, j in enumerate(self._mv_cols.tolist()):
+                if self.scales[j].robust:
+                    c = config.clip_z * self.sd[j]
+                    complete[:, i] = np.clip(complete[:, i], self.mu[j] - c, self.mu[j] + c)
             det = detector_class("multivariate", method).calibrate(complete, budget(MULTIVARIATE))
             self.multivariate = _Stream(MULTIVARIATE, "multivariate", method, det)
             # reference distribution of the joint score, for window statistics and hysteresis
@@ -578,6 +596,7 @@ class _Stream:
     kind: str
     method: str
     detector: StreamDetector
+    scale: Scale | None = None
 
     def status(self, drift: DriftState, window: dict[str, float] | None,
                alarmed: bool, tolerance: Tolerance | None = None) -> StreamStatus:
@@ -585,6 +604,9 @@ class _Stream:
         details = det.details()
         if tolerance is not None:
             details = {**details, "tolerance": tolerance.as_dict()}
+        scale = getattr(self, "scale", None)  # streams pickled before scales: none
+        if scale is not None:
+            details = {**details, "scale": scale.as_dict()}
         return StreamStatus(self.name, self.kind, self.method, float(det.score),
                             float(det.statistic), float(det.threshold), replace(drift),
                             window, details, alarmed)

@@ -34,9 +34,10 @@ import pandas as pd
 
 from monitoring.calibration import log_arl, sampling_grid
 
-__all__ = ["ReferenceSize", "Tolerance", "reference_size", "distinct_reference", "detectable_shift",
-           "reference_margin", "gap_size", "calibration_size", "design_shift",
-           "MIN_EFFECTIVE_SIZE", "DISCRETE_VALUES"]
+__all__ = ["ReferenceSize", "Scale", "Tolerance", "numeric_scale", "winsorize",
+           "reference_size", "distinct_reference", "detectable_shift", "reference_margin",
+           "gap_size", "calibration_size", "design_shift", "MIN_EFFECTIVE_SIZE",
+           "DISCRETE_VALUES"]
 
 #: Below this many distinct rows registration warns: two samples of that size differ by
 #: about ``2 / sqrt(n)`` standard deviations in a feature by chance (0.12 sd at 300).
@@ -45,6 +46,13 @@ MIN_EFFECTIVE_SIZE = 300
 #: Charts of a reference with fewer distinct rows are tuned for a shift of this many standard
 #: deviations, not ``2 * k``: such a reference cannot tell a half-sd shift from its own error.
 SMALL_REFERENCE_SHIFT = 1.0
+
+#: A numeric stream is standardised with its winsorized mean and standard deviation (values
+#: beyond these quantiles on either side pulled in to them) when its standard deviation is more
+#: than :data:`HEAVY_TAIL_RATIO` times theirs: the most extreme 1% of its rows then hold over
+#: three quarters of its variance (a Gaussian reference: a ratio of about 1.03).
+WINSOR_QUANTILE = 0.005
+HEAVY_TAIL_RATIO = 2.0
 
 #: Repeated rows are copies when the features' distinct values could form this many times
 #: more distinct rows than the reference has (a random row then repeats with a chance of
@@ -263,6 +271,92 @@ def reference_margin(
     h = _mean_chart_thresholds(gap_size(effective_size), rate, k + margins)
     delay = (h + 1.166) / np.maximum(shift - k - tolerance - margins, 1e-9)
     return round(float(margins[int(np.argmin(delay))]), 4)
+
+
+def winsorize(x: np.ndarray, quantile: float = WINSOR_QUANTILE) -> np.ndarray:
+    """``x`` with the values beyond its ``quantile`` and ``1 - quantile`` quantiles pulled in
+    to them.
+
+    Examples
+    --------
+    >>> winsorize(np.array([0.0, 1.0, 2.0, 3.0, 1000.0]), 0.25).tolist()
+    [1.0, 1.0, 2.0, 3.0, 3.0]
+    """
+    lo, hi = np.quantile(x, [quantile, 1.0 - quantile])
+    return np.clip(x, lo, hi)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How a numeric stream is standardised: ``z = (x - center) / spread``.
+
+    ``method`` is ``"mean_sd"`` (the reference's mean and standard deviation) or
+    ``"winsorized"`` (a heavy-tailed reference, see :func:`numeric_scale`); ``sd_ratio`` is the
+    reference's standard deviation over its winsorized one, ``kurtosis`` its kurtosis.
+    """
+
+    center: float
+    spread: float
+    method: str = "mean_sd"
+    sd_ratio: float = 1.0
+    kurtosis: float = 3.0
+
+    @property
+    def robust(self) -> bool:
+        return self.method == "winsorized"
+
+    def sample(self, x: np.ndarray) -> np.ndarray:
+        """The values whose mean and standard deviation are :attr:`center` and
+        :attr:`spread` (``x`` winsorized for a robust scale): what the calibration measures
+        the sampling error of the standardisation on."""
+        return winsorize(x) if self.robust else x
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    def note(self) -> str:
+        """The diagnostic a robust scale adds to its stream's status."""
+        return (f"heavy-tailed (kurtosis {self.kurtosis:.0f}, sd {self.sd_ratio:.1f}x its "
+                f"winsorized sd): standardised with the winsorized mean and sd "
+                f"({WINSOR_QUANTILE:.1%} each side), so a few wild readings neither squash "
+                "every other value to 0 nor fire a chart alone")
+
+
+def numeric_scale(x: np.ndarray, ratio: float = HEAVY_TAIL_RATIO) -> Scale:
+    """The standardisation of a numeric stream with reference values ``x``.
+
+    A few wild readings (sensor data: mostly small integers, now and then thousands) inflate a
+    standard deviation many times: every usual value then standardises to about 0, the charts
+    calibrate to thresholds a single clipped wild reading crosses, and the false-alarm rate
+    becomes the rate of such readings, which a reference of a few thousand rows cannot
+    estimate at one in a million. When the standard deviation is more than ``ratio`` times the
+    winsorized one (:data:`WINSOR_QUANTILE` each side) and the latter is positive, the
+    winsorized mean and standard deviation are the scale; otherwise the plain ones.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> numeric_scale(rng.standard_normal(2000)).method
+    'mean_sd'
+    >>> spiky = np.where(rng.random(2000) < 0.001, 4000.0, rng.integers(-3, 4, 2000))
+    >>> s = numeric_scale(spiky)
+    >>> s.method, round(s.spread, 2), s.sd_ratio > 10
+    ('winsorized', 2.02, True)
+    """
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return Scale(float(x.mean()) if x.size else 0.0, 1.0)
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    if not sd > 0:
+        return Scale(mean, 1.0)
+    kurt = float(np.mean(((x - mean) / sd) ** 4))
+    xw = winsorize(x)
+    sd_w = float(xw.std(ddof=1))
+    r = sd / sd_w if sd_w > 0 else math.inf
+    if sd_w > 0 and r > ratio:
+        return Scale(float(xw.mean()), sd_w, "winsorized", round(r, 4), round(kurt, 2))
+    return Scale(mean, sd, "mean_sd", round(r, 4) if math.isfinite(r) else 0.0, round(kurt, 2))
 
 
 def distinct_reference(

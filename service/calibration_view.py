@@ -1,7 +1,7 @@
 """What a model version's reference sample buys: the drift thresholds calibrated on it, as
 ``GET /models/{name}`` shows them (a small reference gives wide thresholds, slow detection),
 with each stream's tolerance, the smallest mean shift it catches within 1,000 records and the
-diagnostics of charts that cannot fire."""
+diagnostics of charts that cannot fire, and the scale each numeric stream is standardised with."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def calibration(model: str, version: str) -> dict[str, Any]:
         "reference": status.reference,
         "streams": {
             name: {"kind": s.kind, "method": s.method, "threshold": s.to_dict()["threshold"],
-                   **{k: s.details[k] for k in ("tolerance", "diagnostics") if k in s.details},
+                   **{k: s.details[k] for k in ("tolerance", "scale", "diagnostics")
+                      if k in s.details},
                    **({"detectable_shift_sd": json_value(round(shifts[name], 4))}
                       if name in shifts else {})}
             for name, s in status.streams.items()

@@ -19,7 +19,7 @@ import numpy as np
 from monitoring.calibration import calibrate_cusum, quadrature_standardizers
 from monitoring.detectors.base import Alarm, Budget, DetectorGroup, StreamDetector
 from monitoring.names import json_value
-from monitoring.reference import Tolerance, calibration_size
+from monitoring.reference import Scale, Tolerance, calibration_size
 
 __all__ = ["CHARTS", "Cusum", "CusumBank", "CusumGroup"]
 
@@ -211,8 +211,10 @@ class Cusum(StreamDetector):
         """Thresholds for ``budget.rate`` split over the charts by ``chart_weights``.
 
         ``budget.settings`` may set ``cusum_k``, ``variance_k``, ``variance_down_k``,
-        ``clip_z``, ``variance_clip_z``, ``chart_weights``, ``calibration_streams`` and
-        ``calibration_steps`` (defaults: :class:`~monitoring.config.MonitorConfig`'s).
+        ``clip_z``, ``variance_clip_z``, ``chart_weights``, ``calibration_streams``,
+        ``calibration_steps`` (defaults: :class:`~monitoring.config.MonitorConfig`'s) and
+        ``scale`` (the stream's :class:`~monitoring.reference.Scale`; default: the reference's
+        mean and standard deviation).
         """
         o = {**_DEFAULTS, **budget.settings}
         k = (o["cusum_k"], o["cusum_k"], o["variance_k"], o["variance_down_k"])
@@ -226,10 +228,14 @@ class Cusum(StreamDetector):
         hs = calibrate_charts(np.asarray(reference, dtype=float), k_cal, o["clip_z"], clip2,
                               [w * float(budget.rate or 1e-6) for w in weights], budget.rng,
                               o["calibration_streams"], o["calibration_steps"],
-                              o.get("effective_size"))
+                              o.get("effective_size"), o.get("scale"))
         kt = tolerant_k(k, tolerance)
-        return cls((hs[0], hs[1], hs[2], hs[3]), kt, clip2**0.5,
-                   chart_notes(np.asarray(reference, dtype=float), hs, kt, o["clip_z"], clip2))
+        scale = o.get("scale")
+        notes = chart_notes(np.asarray(reference, dtype=float), hs, kt, o["clip_z"], clip2,
+                            scale)
+        if scale is not None and scale.robust:
+            notes = (scale.note(), *notes)
+        return cls((hs[0], hs[1], hs[2], hs[3]), kt, clip2**0.5, notes)
 
     def _reset(self) -> None:
         if "_bank" in vars(self):  # possibly a group's bank: zero this stream's charts only
@@ -411,10 +417,13 @@ def tolerant_k(
 
 def chart_notes(
     x: np.ndarray, h: list[float], k: tuple[float, float, float, float], clip_z: float,
-    variance_clip2: float,
+    variance_clip2: float, scale: Scale | None = None,
 ) -> tuple[str, ...]:
     """Diagnostics of a stream's charts: off because the reference is constant or too
-    skewed, or with a threshold no signal can reach within :data:`FIRE_WITHIN` records.
+    skewed, with a threshold no signal can reach within :data:`FIRE_WITHIN` records, or with
+    one that a single record of the reference crosses (standardised with ``scale``, default
+    the mean and sd): its false alarms are then the rate of such records, which a reference
+    cannot estimate at one in a million.
 
     Examples
     --------
@@ -422,11 +431,20 @@ def chart_notes(
     'constant in the reference: no scale, every chart is off'
     >>> chart_notes(np.arange(50.0), [5.0, 5e4, 9.0, 9.0], (0.25,) * 4, 5.0, 9.0)
     ('cusum_mean_down: threshold 50000 cannot be reached within 1000 records',)
+    >>> wild = np.append(np.zeros(1000), 3000.0)
+    >>> chart_notes(wild, [3.9, 25.0, 9.0, 9.0], (0.25,) * 4, 5.0, 9.0)[0]
+    'cusum_mean_up: one record of the reference crosses threshold 3.9 (its step 4.75)'
     """
     x = x[np.isfinite(x)]
     if x.size < 2 or not x.std() > 0:
         return ("constant in the reference: no scale, every chart is off",)
     top = (clip_z - k[0], clip_z - k[1], variance_clip2 - 1.0 - k[2], 1.0 - k[3])
+    center, spread = ((scale.center, scale.spread) if scale is not None
+                      else (float(x.mean()), float(x.std(ddof=1))))
+    z = np.clip((x - center) / spread, -clip_z, clip_z)
+    z2 = np.minimum(z * z, variance_clip2)
+    step = (float(z.max()) - k[0], float(-z.min()) - k[1], float(z2.max()) - 1.0 - k[2],
+            1.0 - float(z2.min()) - k[3])
     out = []
     for c, name in enumerate(CHARTS):
         if not math.isfinite(h[c]):
@@ -435,24 +453,29 @@ def chart_notes(
         elif h[c] > FIRE_WITHIN * max(top[c], 1e-9):
             out.append(f"{name}: threshold {h[c]:.0f} cannot be reached within "
                        f"{FIRE_WITHIN} records")
+        elif h[c] < step[c]:
+            out.append(f"{name}: one record of the reference crosses threshold {h[c]:.2g} "
+                       f"(its step {step[c]:.3g})")
     return tuple(out)
 
 
 def calibrate_charts(
     x: np.ndarray, k: tuple[float, ...], clip_z: float, variance_clip2: float,
     rates: list[float], rng: np.random.Generator, n_streams: int, n_steps: int,
-    effective_size: int | None = None,
+    effective_size: int | None = None, scale: Scale | None = None,
 ) -> list[float]:
     """Thresholds of the first ``len(rates)`` of the four charts on raw reference values ``x``
     (standardised over the sampling uncertainty of a reference of ``effective_size`` rows,
     default ``len(x)``: :func:`monitoring.reference.calibration_size`,
-    :func:`monitoring.calibration.quadrature_standardizers`); ``inf`` for the variance charts
-    of a constant reference."""
+    :func:`monitoring.calibration.quadrature_standardizers`, of the statistics ``scale``
+    standardises with, default the mean and standard deviation); ``inf`` for the variance
+    charts of a constant reference."""
     x = x[np.isfinite(x)]
     if x.size < 2:
         x = np.zeros(2)
     sd = x.std(ddof=1)
-    m, s, w = quadrature_standardizers(x, n=calibration_size(effective_size or x.size))
+    xs = x if scale is None else scale.sample(x)
+    m, s, w = quadrature_standardizers(xs, n=calibration_size(effective_size or x.size))
     z = np.clip((x[None, :] - m[:, None]) / s[:, None], -clip_z, clip_z)
     z2 = np.minimum(z * z, variance_clip2)
     incs = (z - k[0], -z - k[1], z2 - 1 - k[2], 1 - z2 - k[3])

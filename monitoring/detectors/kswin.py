@@ -61,8 +61,10 @@ class KSWIN(RiverDetector):
         ref = ref[np.isfinite(ref)]
         prefill: tuple[float, ...] = ()
         if ref.size:
+            scale = budget.settings.get("scale")
             sd = float(ref.std(ddof=1)) if ref.size > 1 else 0.0
-            z = (ref - ref.mean()) / (sd if sd > 0 else 1.0)
+            z = ((ref - scale.center) / scale.spread if scale is not None
+                 else (ref - ref.mean()) / (sd if sd > 0 else 1.0))
             prefill = tuple(np.random.default_rng(budget.seed).choice(z, WINDOW - STAT).tolist())
         return cls(float(budget.rate or 0.005), budget.seed, prefill)
 

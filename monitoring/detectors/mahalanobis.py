@@ -40,7 +40,7 @@ class MahalanobisChart(StreamDetector):
     >>> live = np.vstack([rng.multivariate_normal([0, 0], cov, 500),
     ...                   rng.standard_normal((300, 2))])
     >>> [a.row for a in chart.update_many(live)][:1]
-    [526]
+    [521]
     """
 
     name = "mahalanobis_cusum"

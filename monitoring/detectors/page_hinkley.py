@@ -59,7 +59,8 @@ class PageHinkley(RiverDetector):
         rate = float(budget.rate or 1e-6)
         hs = calibrate_charts(np.asarray(reference, dtype=float), k, o["clip_z"], clip2,
                               [0.5 * rate, 0.5 * rate], budget.rng,
-                              o["calibration_streams"], o["calibration_steps"])
+                              o["calibration_streams"], o["calibration_steps"],
+                              scale=o.get("scale"))
         return cls(max(hs), delta=o["cusum_k"])
 
     def _make(self) -> drift.PageHinkley:

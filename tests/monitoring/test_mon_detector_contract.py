@@ -31,7 +31,7 @@ FIRST_ALARM = {
     ("numeric", "adwin"): 43,
     ("numeric", "kswin"): 92,
     ("categorical", "gtest"): 192,
-    ("multivariate", "mahalanobis_cusum"): 20,
+    ("multivariate", "mahalanobis_cusum"): 16,
     ("errors", "adwin"): 107,
     ("errors", "ddm"): 21,
     ("errors", "hddm_a"): 11,

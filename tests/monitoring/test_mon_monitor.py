@@ -49,7 +49,7 @@ def test_broken_correlation_fires_multivariate_only(model5: tuple) -> None:
     x[1000:, 1] = np.random.default_rng(0).standard_normal(1000)
     mon = _fresh(model5)
     ev = _drift_events(mon.update_many(records(x, c)))
-    assert ev == [("multivariate_drift", "__multivariate__", "r1041")]
+    assert ev == [("multivariate_drift", "__multivariate__", "r1040")]
     # the joint change persists: the score's window still differs, so the episode stays open
     assert mon.current_window_stats()["__multivariate__"]["ks_p"] < 0.01
     assert mon.drift["__multivariate__"].active
@@ -60,7 +60,7 @@ def test_multivariate_episode_resolves_when_the_correlation_returns(model5: tupl
     x[1000:1300, 1] = np.random.default_rng(0).standard_normal(300)
     events = _fresh(model5).update_many(records(x, c))
     mv = [(e.kind, e.record_id) for e in events if e.feature == "__multivariate__"]
-    assert mv == [("multivariate_drift", "r1041"), ("drift_resolved", "r2999")]
+    assert mv == [("multivariate_drift", "r1040"), ("drift_resolved", "r2999")]
 
 
 def test_categorical_shift_fires(model5: tuple) -> None:

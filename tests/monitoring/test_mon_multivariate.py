@@ -53,3 +53,24 @@ def test_heavy_tailed_integer_features_leave_a_threshold_that_can_fire() -> None
     assert chart.update_many(draw(30_000)) == []
     u = chart.scorer.transform(draw(20_000))
     assert abs(float(u.mean())) < 0.15 and float(np.abs(u).max()) < 10.0  # capped distances
+
+
+def test_cap_follows_the_tail_of_the_reference_distances() -> None:
+    """Gaussian distances are capped where a Gaussian population's end (a broken correlation
+    keeps its tail); heavy-tailed ones at their 99th percentile."""
+    rng = np.random.default_rng(3)
+    gaussian = MahalanobisScore(_correlated(rng, 2000, 5))
+    assert not gaussian.heavy
+    assert gaussian.cap is not None
+    assert gaussian.cap > 1.8 * float(np.quantile(gaussian.new_distances, 0.99))
+    wild = np.round(3 * rng.standard_t(1.5, size=(2000, 5)))
+    heavy = MahalanobisScore(wild)
+    assert heavy.heavy and heavy.cap == float(np.quantile(heavy.new_distances, 0.99))
+    # a broken correlation's rows score higher under the Gaussian cap than under the 99th
+    # percentile's: the signal in the tail is kept
+    broken = rng.standard_normal((20_000, 5))
+    q99 = float(np.quantile(gaussian.new_distances, 0.99))
+    d = broken - gaussian.mean
+    d2 = np.einsum("ij,jk,ik->i", d, gaussian.precision, d)
+    capped99 = MahalanobisScore.capped_score(d2, gaussian.new_distances, q99)
+    assert float(gaussian.transform(broken).mean()) > float(capped99.mean()) + 0.2
