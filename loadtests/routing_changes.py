@@ -2,13 +2,16 @@
 and how many requests fail meanwhile (must be none).
 
     python -m loadtests.routing_changes [--store sqlite|postgres] [--changes 20]
+                                        [--max-seconds 2.0]
 
 Starts two real gateways (``bentoml serve``, two workers each) on two ports sharing one
 store, keeps a checking client on both (a new connection per request, so every worker gets
 traffic), makes ``--changes`` routing changes over HTTP (promote, canary, canary off,
 rollback, alternating between the gateways) and, after each, polls both gateways'
 ``driftgate_routing_revision`` (the lowest revision any live worker applies) until it reaches
-the change's revision. Traffic goes to 127.0.0.1 only; everything stops by itself.
+the change's revision. Exits 1 when a request failed or the median time until every worker
+serves a change is over ``--max-seconds`` (the 2 s target). Traffic goes to 127.0.0.1 only;
+everything stops by itself.
 """
 
 from __future__ import annotations
@@ -209,6 +212,20 @@ def report(results: list[ChangeResult], load: LoadClient, label: str) -> str:
     return "\n".join(lines)
 
 
+def verdict(results: list[ChangeResult], load: LoadClient, max_seconds: float) -> int:
+    """0 when no request failed and the median change reached every worker within
+    ``max_seconds``; else 1, with the reason printed."""
+    median = statistics.median(r.seconds for r in results)
+    problems = []
+    if load.failures():
+        problems.append(f"{len(load.failures())} failed requests")
+    if median > max_seconds:
+        problems.append(f"median {median:.3f} s over the {max_seconds:g} s target")
+    for problem in problems:
+        print(f"FAILED: {problem}")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
     import tempfile
@@ -229,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="PostgreSQL server (a throwaway schema is created in it)")
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--max-seconds", type=float, default=2.0,
+                        help="target: median seconds until every worker serves a change")
     args = parser.parse_args(argv)
 
     name = fresh_name("bench-routing")
@@ -252,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             load.stop()
         print(report(results, load, args.store))
-        return 0 if not load.failures() else 1
+        return verdict(results, load, args.max_seconds)
     finally:
         for server in servers:
             stop_gateway(server)

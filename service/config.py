@@ -238,7 +238,8 @@ class Settings(BaseSettings):
     tail_latency_fix: bool = Field(
         True,
         description="Cancel BentoML's per-request timeout timers and gc.freeze() after "
-        "start-up (see service.tail_latency).",
+        "start-up, and in the Monitor again once its monitors are built (see "
+        "service.tail_latency).",
     )
     pii_key: SecretStr | None = Field(
         None, description="HMAC key of card features marked pii: hash (keep it secret and "

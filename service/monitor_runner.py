@@ -158,6 +158,8 @@ class MonitorRunner:
         self.partition = partition
         self.status_key = status_key
         self.fence: Lease | None = None
+        # (records, seconds) behind the log, refreshed with the gauges: up to
+        # ``metrics_every`` (plus one step) stale while a backlog is worked off
         self.lag: tuple[int, float] = (0, 0.0)
         self._series: set[tuple[str, ...]] = set()  # gauge label sets this runner has set
         self.monitors: dict[Key, ModelMonitor] = {}

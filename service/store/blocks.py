@@ -100,12 +100,6 @@ class RecordBlock:
             None if self.offset is None else self.offset + start, self.labels,
         )  # fmt: skip
 
-    def probability_dicts(self) -> list[dict[str, float]] | None:
-        if self.probabilities is None:
-            return None
-        labels, rows = self.probabilities
-        return [dict(zip(labels, row, strict=True)) for row in rows]
-
     def records(self, rows: Iterable[int] | None = None) -> list[PredictionRecord]:
         """One :class:`PredictionRecord` per row, or per row of ``rows`` (with labels and
         offsets when read)."""

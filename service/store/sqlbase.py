@@ -374,7 +374,7 @@ class SqlStoreBase(RoutingTables, RolloutTables, LeaseTables, AccessTables, Attr
             if block is None or row[5] not in block.ids:  # pruned meanwhile
                 continue
             i = block.ids.index(row[5])
-            record = block.slice(i, i + 1).records()[0]
+            record = block.records([i])[0]
             record.label, record.label_ts = self._json(row[1]), row[2]
             out.append(
                 LabelEvent(

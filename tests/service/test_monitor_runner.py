@@ -204,3 +204,30 @@ def test_partitions_start_from_the_single_monitors_checkpoint(tmp_path, log_reco
     assert mine.monitors[key].status() == reference.monitors[key].status()
     assert theirs.monitors == {} and theirs.others == {"diabetes"}
     store.close()
+
+
+def test_metrics_every_exports_on_the_first_step_and_on_events_only(tmp_path, log_records):
+    store = open_store(str(tmp_path / "log.sqlite3"))
+    store.append(log_records)
+    registry = CollectorRegistry()
+    metrics = monitor_metrics(registry)
+    runner = MonitorRunner(store, MonitorConfig(quality_events=False), metrics, batch=250,
+                           metrics_every=60.0)
+
+    def lag() -> float | None:
+        return registry.get_sample_value("driftgate_monitor_lag_records")
+
+    first = runner.step()
+    assert not first.events
+    assert lag() == len(log_records) - 250 and runner.lag[0] == len(log_records) - 250
+    second = runner.step()
+    assert second.records and not second.events
+    assert lag() == len(log_records) - 250  # not refreshed: no event, within 60 s
+    while not (result := runner.step()).events:
+        assert result.records, "the drift was never found"
+        assert lag() == len(log_records) - 250
+    done = runner.offset - (log_records[0].offset or 1) + 1
+    assert lag() == len(log_records) - done  # the step that found an event exported
+    assert registry.get_sample_value("driftgate_drift_active",
+                                     {"model": "diabetes", "feature": "bmi"}) == 1.0
+    store.close()

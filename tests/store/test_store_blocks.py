@@ -156,3 +156,48 @@ def test_a_log_written_row_by_row_moves_into_blocks_keeping_offsets_and_labels(
         assert [r.offset for r in again.read_after(0, 10)] == [3, 7, 8, 9]
     finally:
         again.close()
+
+
+def drain_blocks(store: Store, limit: int, **filters: set[str]) -> list[tuple[int, str]]:
+    """(offset, id) of every record read page by page as blocks, each page within ``limit``."""
+    seen: list[tuple[int, str]] = []
+    offset = 0
+    while True:
+        blocks = store.read_blocks_after(offset, limit, **filters)
+        if not blocks:
+            return seen
+        assert sum(len(b) for b in blocks) <= limit
+        for b in blocks:
+            seen.extend(zip(range(b.offset or 0, (b.offset or 0) + len(b)), b.ids, strict=True))
+        offset = blocks[-1].last_offset or offset
+
+
+@pytest.mark.parametrize("limit", [1, 3, 50, 999, 5000])
+def test_paging_over_blocks_of_mixed_sizes_and_models_is_exact(store: Store, limit: int) -> None:
+    # large blocks then runs of one-row blocks (the page size adapts to rows per block),
+    # interleaving two models so filters cut pages in the middle of runs
+    sizes = [1000, 1, 1, 1, 1, 1, 1, 1, 1, 300, *[1] * 40, 2, 700, *[1] * 12, 64]
+    blocks = [block(n, model="a" if i % 3 else "b", request_id=str(i))
+              for i, n in enumerate(sizes)]
+    store.append(blocks)
+    expected = {
+        name: [(o, rid) for b in blocks if name in (None, b.model)
+               for o, rid in zip(range(b.offset or 0, (b.offset or 0) + len(b)), b.ids,
+                                 strict=True)]
+        for name in (None, "a", "b")
+    }
+    assert drain_blocks(store, limit) == expected[None]
+    assert drain_blocks(store, limit, models={"a"}) == expected["a"]
+    assert drain_blocks(store, limit, exclude={"a"}) == expected["b"]
+    assert [(r.offset, r.id) for r in store.read_after(0, limit)] == expected[None][:limit]
+
+
+def test_records_of_chosen_rows_match_the_whole_blocks_records() -> None:
+    b = block(6)
+    b.offset = 100
+    whole = b.records()
+    chosen = b.records([4, 0, 5])
+    assert [(r.id, r.offset, r.features, r.prediction, r.probabilities) for r in chosen] == [
+        (w.id, w.offset, w.features, w.prediction, w.probabilities)
+        for w in (whole[4], whole[0], whole[5])]
+    assert b.records([]) == []
