@@ -370,14 +370,20 @@ class ModelMonitor:
             events.append((row, len(events), ev))
 
         def alarms(stream: _Stream, found: list[Alarm], kind: str,
-                   effect: Callable[[int], dict[str, Any]] | None = None) -> None:
-            if found:
-                self._alarmed.add(stream.name)
-            for a in found:
-                if self.drift[stream.name].alarm(base + a.row):
+                   effect: Callable[[Alarm], dict[str, Any]] | None = None) -> None:
+            if not found:
+                return
+            self._alarmed.add(stream.name)
+            state = self.drift[stream.name]
+            for i, a in enumerate(found):
+                if state.active:  # counted, no new event (at most one episode starts here)
+                    state.alarms += len(found) - i
+                    state.last_alarm = base + found[-1].row
+                    return
+                if state.alarm(base + a.row):
                     details: dict[str, Any] = {"record_index": base + a.row}
                     if effect is not None:  # what moved and by how much, with an interval
-                        details["effect"] = effect(a.row)
+                        details["effect"] = effect(a)
                     emit(a.row, MonitorEvent(
                         kind, stream.name, a.chart, float(a.statistic), float(a.threshold),
                         ids[a.row], tss[a.row], details))
@@ -412,10 +418,13 @@ class ModelMonitor:
         np.clip(z, -self.config.clip_z, self.config.clip_z, out=z)
 
         for cols, group in self._numeric_groups:
+            by_stream: dict[int, list[Alarm]] = {}
             for j, alarm in group.update(z[:, cols] if len(cols) < z.shape[1] else z):
-                stream = self.numeric[cols[j]]
-                alarms(stream, [alarm], _drift_kind(stream.name),
-                       partial(self._numeric_effect, cols[j], z, "var" in alarm.chart))
+                by_stream.setdefault(cols[j], []).append(alarm)
+            for c, streak in by_stream.items():
+                stream = self.numeric[c]
+                alarms(stream, streak, _drift_kind(stream.name),
+                       partial(self._numeric_effect, c, z))
         if self.multivariate is not None:
             # clipped values: one wild value is a quality issue, not drift
             q = getattr(self, "_mv_cols", np.arange(len(self._num_specs)))
@@ -465,12 +474,14 @@ class ModelMonitor:
         idx = (self._ring_pos - need + np.arange(need)) % ring.shape[0]
         return np.concatenate([ring[idx], part])
 
-    def _numeric_effect(self, j: int, z: np.ndarray, spread: bool, row: int) -> dict[str, Any]:
+    def _numeric_effect(self, j: int, z: np.ndarray, alarm: Alarm) -> dict[str, Any]:
+        row, spread = alarm.row, "var" in alarm.chart
         ring = (self._ring_num[:, j] - self.mu[j]) / self.sd[j]
         c = self.config.clip_z
         return numeric_effect(np.clip(self._recent(ring, z[:, j], row), -c, c), spread)
 
-    def _categorical_effect(self, j: int, codes: np.ndarray, row: int) -> dict[str, Any]:
+    def _categorical_effect(self, j: int, codes: np.ndarray, alarm: Alarm) -> dict[str, Any]:
+        row = alarm.row
         probs = self._frequencies[j].probs
         recent = self._recent(self._ring_cat[:, j], codes[:, j], row)
         window = getattr(self.categorical[j].detector, "window", RECENT)

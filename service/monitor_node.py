@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitoring.detectors import cusum_kernel
 from service.alerts import ALERT_KEY_PREFIX
 from service.attribution_stream import attribution_stream
 from service.config import Settings, monitor_config
@@ -130,7 +131,8 @@ class MonitorNode:
             if self.retraining is not None:
                 await self.retraining.run(stop)
             return
-        tasks = [asyncio.create_task(self._rollout_loop(stop))]
+        tasks = [asyncio.create_task(self._rollout_loop(stop)),
+                 asyncio.create_task(asyncio.to_thread(cusum_kernel.warm_up))]
         if self.retraining is not None:
             tasks.append(asyncio.create_task(
                 self.retraining.run(stop, active=lambda: self.active)))

@@ -18,6 +18,7 @@ import numpy as np
 
 from monitoring.calibration import calibrate_cusum, quadrature_standardizers
 from monitoring.detectors.base import Alarm, Budget, DetectorGroup, StreamDetector
+from monitoring.detectors.cusum_kernel import follow_groups
 from monitoring.names import json_value
 from monitoring.reference import Scale, Tolerance, calibration_size
 
@@ -27,6 +28,8 @@ CHARTS = ("cusum_mean_up", "cusum_mean_down", "cusum_var_up", "cusum_var_down")
 
 #: A chart that needs more records than this at the largest possible signal cannot fire.
 FIRE_WITHIN = 1000
+
+_NO_CROSSINGS = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
 
 
 class CusumBank:
@@ -50,6 +53,8 @@ class CusumBank:
     [(311, '0'), (329, '0'), (342, '0'), (360, '0'), (384, '0')]
     """
 
+    _hot = False  # the last batch of several records had alarms (class default: old pickles)
+
     def __init__(self, thresholds: np.ndarray, groups: np.ndarray | None = None) -> None:
         self.thresholds = np.asarray(thresholds, dtype=float).copy()
         n = self.thresholds.size
@@ -58,6 +63,7 @@ class CusumBank:
 
     def _reset(self) -> None:
         self._s = np.zeros(self.thresholds.size)
+        self._hot = False
 
     @property
     def statistics(self) -> np.ndarray:
@@ -70,11 +76,14 @@ class CusumBank:
         NaN increments leave a chart unchanged (missing values). ``names`` name the charts in
         the alarms (default: their index).
         """
-        return [Alarm(r, names[c] if names is not None else str(c), stat, h)
-                for r, c, stat, h in self.crossings(y)]
+        rows, charts, stats = self.crossings(y)
+        label = names.__getitem__ if names is not None else str
+        return list(map(Alarm, rows.tolist(), map(label, charts.tolist()), stats.tolist(),
+                        self.thresholds[charts].tolist()))
 
-    def crossings(self, y: np.ndarray) -> list[tuple[int, int, float, float]]:
-        """As :meth:`update_many`, as ``(row, chart, statistic, threshold)`` tuples."""
+    def crossings(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`update_many`, as arrays of the alarms' rows, charts and statistics
+        (ordered by row, then chart)."""
         y = np.asarray(y, dtype=float)
         if y.ndim == 1:
             y = y[None, :]
@@ -85,81 +94,41 @@ class CusumBank:
             s1 = np.maximum(s0 + y[0], 0.0)
             if not (s1 > h).any():
                 self._s = s1
-                return []
+                return _NO_CROSSINGS
+        elif self._hot:  # charts fired in the last batch: a drift goes on, follow them all
+            return self._follow(y, s0, np.ones(h.size, dtype=bool))
         v = s0 + np.cumsum(y, axis=0)
         s = v - np.minimum(np.minimum.accumulate(v, axis=0), 0.0)
         over = s > h
         if not over.any():
             self._s = s[-1].copy()
-            return []
+            return _NO_CROSSINGS
         return self._follow(y, s[-1], over.any(axis=0))
 
-    def _follow(self, y: np.ndarray, end: np.ndarray, crossed: np.ndarray,
-                window: int = 32) -> list[tuple[int, int, float, float]]:
-        """Alarms of a batch in which the charts ``crossed`` cross their threshold (``end``:
-        every chart's sum at the batch's end without resets).
+    def _follow(self, y: np.ndarray, end: np.ndarray, crossed: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Alarms of a batch in which the charts ``crossed`` may cross their threshold
+        (``end``: every chart's sum at the batch's end without resets).
 
-        Groups never interact, so each group that fires is followed on its own from its
-        restart row, all such groups at once, through a look-ahead window (doubled while no
-        group crosses in it). A sustained drift on every chart thus costs a few numpy calls
-        per round of alarms, not a cumulative sum over the rest of the batch per alarm.
+        Groups never interact, so only the groups of those charts are followed record by
+        record from their sums before the batch (:func:`follow_groups`, compiled): a
+        sustained drift on every chart costs about what a quiet batch does, not a cumulative
+        sum over the rest of the batch per alarm. While alarms go on from batch to batch,
+        the next batch skips the numpy pass (it would find them again) and follows every
+        group.
         """
-        n, c = y.shape
-        h = self.thresholds
         _, inverse = np.unique(self.groups, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        sizes = np.bincount(inverse)
-        cols = np.full((sizes.size, int(sizes.max())), c)  # chart indices; ``c`` pads
-        slot = np.arange(c) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        cols[inverse[order], slot] = order
-        yp = np.zeros((n + 1, c + 1))  # a zero row past the end and a zero padding chart
-        yp[:n, :c] = y
-        yg = yp[:, cols]  # (rows, groups, width)
-        hg = np.append(h, np.inf)[cols]
-        state = np.append(end, 0.0)[cols]
-        act = np.flatnonzero(np.append(crossed, False)[cols].any(axis=1))
-        state[act] = np.append(self._s, 0.0)[cols[act]]
-        start = np.zeros(act.size, dtype=int)
-        alarms: list[tuple[int, int, float, float]] = []
-        w = n
-        while act.size:
-            rows = np.minimum(start[:, None] + np.arange(w), n)
-            ss = np.cumsum(yg[rows, act[:, None]], axis=1)
-            ss += state[act][:, None, :]
-            low = np.minimum.accumulate(ss, axis=1)
-            ss -= np.minimum(low, 0.0, out=low)
-            ov = ss > hg[act][:, None, :]
-            row_hit = ov.any(axis=2)
-            r = row_hit.argmax(axis=1)
-            hit = row_hit[np.arange(act.size), r]
-            if hit.all():
-                ix = np.arange(act.size)
-            else:
-                quiet = ~hit
-                state[act[quiet]] = ss[quiet, -1]
-                start[quiet] += w
-                ix = np.flatnonzero(hit)
-            if ix.size:
-                r = r[ix]
-                at = ss[ix, r]
-                gi, ci = np.nonzero(ov[ix, r])
-                ch = cols[act[ix[gi]], ci]
-                alarms.extend(zip((start[ix[gi]] + r[gi]).tolist(), ch.tolist(),
-                                  at[gi, ci].tolist(), h[ch].tolist(), strict=True))
-                state[act[ix]] = 0.0  # a group restarts at zero after its alarm
-                start[ix] += r + 1
-                w = window
-            else:
-                w *= 2
-            keep = start < n
-            if not keep.all():
-                act, start = act[keep], start[keep]
-        out = np.zeros(c + 1)
-        out[cols] = state
-        out[c] = 0.0
-        self._s = out[:c]
-        alarms.sort(key=lambda t: (t[0], t[1]))
-        return alarms
+        followed = np.flatnonzero(np.isin(inverse, inverse[crossed]))
+        followed = followed[np.argsort(inverse[followed], kind="stable")]
+        bounds = np.flatnonzero(np.diff(inverse[followed])) + 1
+        start = end.copy()
+        start[followed] = self._s[followed]
+        rows, charts, stats, self._s = follow_groups(
+            y, start, self.thresholds, followed, np.r_[0, bounds, followed.size])
+        self._hot = rows.size > 0
+        order = np.lexsort((charts, rows))
+        return rows[order], charts[order], stats[order]
+
 
 class Cusum(StreamDetector):
     """Four one-sided CUSUM charts (mean up/down, variance up/down) on a standardised stream.
@@ -377,14 +346,16 @@ class CusumGroup(DetectorGroup):
         for j in self._fired:  # only the streams that fired on the last row of the last call
             dets[j]._fired = None
         self._fired = []
-        out: list[tuple[int, Alarm]] = []
-        for row, c, stat, h in self.bank.crossings(y.reshape(n, 4 * m)):
-            alarm = Alarm(row, CHARTS[c % 4], stat, h)
-            out.append((c // 4, alarm))
-            if row == n - 1:
-                dets[c // 4]._fired = alarm
-                self._fired.append(c // 4)
-        return out
+        rows, charts, stats = self.bank.crossings(y.reshape(n, 4 * m))
+        if not rows.size:
+            return []
+        streams = (charts // 4).tolist()
+        alarms = list(map(Alarm, rows.tolist(), map(CHARTS.__getitem__, (charts % 4).tolist()),
+                          stats.tolist(), self.bank.thresholds[charts].tolist()))
+        for i in np.flatnonzero(rows == n - 1).tolist():
+            dets[streams[i]]._fired = alarms[i]
+            self._fired.append(streams[i])
+        return list(zip(streams, alarms, strict=True))
 
 
 _DEFAULTS: dict[str, Any] = {

@@ -34,7 +34,7 @@ def test_batch_equals_one_by_one() -> None:
 
 
 def test_sustained_drift_on_every_group_batch_equals_one_by_one() -> None:
-    """Many groups firing again and again inside one batch (the look-ahead path), uneven
+    """Many groups firing again and again inside one batch (the compiled path), uneven
     groups, a switched-off chart and missing values: the same alarms and final sums as the
     plain recursion record by record."""
     rng = np.random.default_rng(5)
@@ -74,3 +74,28 @@ def test_page_hinkley_calibrated_is_quiet_and_river_default_is_not() -> None:
         raw.update(v)
         fired += raw.drift_detected
     assert fired > 5
+
+
+def test_drift_that_stops_between_batches_batch_equals_one_by_one() -> None:
+    """Batches during a drift follow every chart record by record (no numpy pass), and the
+    bank returns to the numpy pass once a batch finds no alarm: alarms and sums match the
+    plain recursion throughout."""
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((5000, 8))
+    z[1000:2600] += 1.5
+    y = np.column_stack([z - 0.25, -z - 0.25])
+    h = rng.uniform(15.0, 25.0, size=16)
+    groups = np.tile(np.arange(8), 2)
+    batch = CusumBank(h, groups)
+    cuts = [0, 900, 1500, 2100, 2700, 3500, 4200, 5000]
+    got, hot = [], []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        got += [(x.row + a, x.chart) for x in batch.update_many(y[a:b])]
+        hot.append(batch._hot)
+    single = CusumBank(h, groups)
+    want = []
+    for i in range(len(y)):
+        want += [(i, a.chart) for a in single.update_many(y[i : i + 1])]
+    assert got == want
+    assert hot == [False, True, True, True, False, False, False]
+    assert np.allclose(batch.statistics, single.statistics)
