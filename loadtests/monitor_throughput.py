@@ -24,6 +24,7 @@ from loadtests.bench import DEFAULT_PG, create_pg_database, drop_pg_database
 from models.demo import register_demo_models
 from models.registry import get_model
 from monitoring import MonitorConfig
+from monitoring.detectors import cusum_kernel
 from service.attribution_stream import AttributionStream
 from service.metrics import monitor_metrics
 from service.monitor_node import METRICS_EVERY_SECONDS
@@ -73,6 +74,7 @@ def consume(store_url: str, model: str, batch: int, explain: bool) -> tuple[int,
         runner.monitor_for(model, version)  # calibration is start-up work
         if runner.attribution is not None:  # so is measuring the explainer's cost
             runner.attribution.process_blocks(model, version, [])
+        cusum_kernel.warm_up()  # compiled (or loaded from numba's cache) at start, likewise
         freeze_startup_objects()  # as the Monitor service does once its monitors are built
         started = time.perf_counter()
         total = 0

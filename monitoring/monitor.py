@@ -16,7 +16,7 @@ from monitoring.batch import Record, RecordBatch
 from monitoring.calibration import share_rate, stream_rates
 from monitoring.categorical import CategoryFrequencies, normalize_category
 from monitoring.config import MonitorConfig
-from monitoring.detectors import Alarm, Budget, StreamDetector, detector_class
+from monitoring.detectors import Alarm, AlarmRun, Budget, StreamDetector, detector_class
 from monitoring.effect import RECENT, categorical_effect, numeric_effect
 from monitoring.events import MonitorEvent
 from monitoring.multivariate import MahalanobisScore
@@ -369,24 +369,24 @@ class ModelMonitor:
         def emit(row: int, ev: MonitorEvent) -> None:
             events.append((row, len(events), ev))
 
-        def alarms(stream: _Stream, found: list[Alarm], kind: str,
+        def alarms(stream: _Stream, found: list[Alarm] | AlarmRun, kind: str,
                    effect: Callable[[Alarm], dict[str, Any]] | None = None) -> None:
             if not found:
                 return
+            run = AlarmRun.of(0, found) if isinstance(found, list) else found
             self._alarmed.add(stream.name)
             state = self.drift[stream.name]
-            for i, a in enumerate(found):
-                if state.active:  # counted, no new event (at most one episode starts here)
-                    state.alarms += len(found) - i
-                    state.last_alarm = base + found[-1].row
-                    return
-                if state.alarm(base + a.row):
-                    details: dict[str, Any] = {"record_index": base + a.row}
-                    if effect is not None:  # what moved and by how much, with an interval
-                        details["effect"] = effect(a)
-                    emit(a.row, MonitorEvent(
-                        kind, stream.name, a.chart, float(a.statistic), float(a.threshold),
-                        ids[a.row], tss[a.row], details))
+            a = run.first
+            if state.alarm(base + a.row):  # a new episode: an event
+                details: dict[str, Any] = {"record_index": base + a.row}
+                if effect is not None:  # what moved and by how much, with an interval
+                    details["effect"] = effect(a)
+                emit(a.row, MonitorEvent(
+                    kind, stream.name, a.chart, float(a.statistic), float(a.threshold),
+                    ids[a.row], tss[a.row], details))
+            # the stream is active now: its later alarms are counted, raise no event
+            state.alarms += run.alarms - 1
+            state.last_alarm = base + run.last_row
 
         x = self._numeric_matrix(batch)
         # data quality (numeric, vectorised)
@@ -418,13 +418,10 @@ class ModelMonitor:
         np.clip(z, -self.config.clip_z, self.config.clip_z, out=z)
 
         for cols, group in self._numeric_groups:
-            by_stream: dict[int, list[Alarm]] = {}
-            for j, alarm in group.update(z[:, cols] if len(cols) < z.shape[1] else z):
-                by_stream.setdefault(cols[j], []).append(alarm)
-            for c, streak in by_stream.items():
-                stream = self.numeric[c]
-                alarms(stream, streak, _drift_kind(stream.name),
-                       partial(self._numeric_effect, c, z))
+            for run in group.update_runs(z[:, cols] if len(cols) < z.shape[1] else z):
+                stream = self.numeric[cols[run.stream]]
+                alarms(stream, run, _drift_kind(stream.name),
+                       partial(self._numeric_effect, cols[run.stream], z))
         if self.multivariate is not None:
             # clipped values: one wild value is a quality issue, not drift
             q = getattr(self, "_mv_cols", np.arange(len(self._num_specs)))

@@ -6,7 +6,8 @@ for the names.
 
 from __future__ import annotations
 
-from monitoring.detectors.base import Alarm, Budget, DetectorGroup, StreamDetector
+from monitoring.detectors.base import Alarm, AlarmRun, Budget, DetectorGroup, StreamDetector
 from monitoring.detectors.registry import DETECTORS, detector_class
 
-__all__ = ["DETECTORS", "Alarm", "Budget", "DetectorGroup", "StreamDetector", "detector_class"]
+__all__ = ["DETECTORS", "Alarm", "AlarmRun", "Budget", "DetectorGroup", "StreamDetector",
+           "detector_class"]

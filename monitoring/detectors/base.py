@@ -15,11 +15,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-__all__ = ["Alarm", "Budget", "DetectorGroup", "StreamDetector", "below_alarm", "KINDS"]
+__all__ = ["Alarm", "AlarmRun", "Budget", "DetectorGroup", "StreamDetector", "below_alarm",
+           "KINDS"]
 
 #: Stream kinds a detector can watch (the registry's sections).
 KINDS = ("numeric", "categorical", "multivariate", "errors")
@@ -45,6 +46,29 @@ class Alarm:
     chart: str
     statistic: float
     threshold: float
+
+
+class AlarmRun(NamedTuple):
+    """A stream's alarms in one batch, as a monitor needs them: the first (a new drift
+    episode starts there at most), how many, and the row of the last.
+
+    Examples
+    --------
+    >>> found = [Alarm(3, "adwin", 0.4, 0.002), Alarm(9, "adwin", 0.5, 0.002)]
+    >>> AlarmRun.of(2, found)
+    AlarmRun(stream=2, first=Alarm(row=3, chart='adwin', statistic=0.4, threshold=0.002), \
+alarms=2, last_row=9)
+    """
+
+    stream: int
+    first: Alarm
+    alarms: int
+    last_row: int
+
+    @classmethod
+    def of(cls, stream: int, alarms: Sequence[Alarm]) -> AlarmRun:
+        """The run of a stream's non-empty list of alarms (in row order)."""
+        return cls(stream, alarms[0], len(alarms), alarms[-1].row)
 
 
 @dataclass(frozen=True)
@@ -242,3 +266,13 @@ class DetectorGroup:
         """Feed ``values`` of shape ``(records, streams)``; return ``(stream, alarm)`` pairs,
         stream by stream, each stream's alarms in row order."""
         return [(j, a) for j, d in enumerate(self.detectors) for a in d.update_many(values[:, j])]
+
+    def update_runs(self, values: np.ndarray) -> list[AlarmRun]:
+        """As :meth:`update`, summarised per stream that fired (:class:`AlarmRun`), ordered
+        by first alarm (row, then stream): what a monitor needs during a sustained drift,
+        when every chart fires every few records, without an object per alarm."""
+        runs: dict[int, list[Alarm]] = {}
+        for j, alarm in self.update(values):
+            runs.setdefault(j, []).append(alarm)
+        return sorted((AlarmRun.of(j, found) for j, found in runs.items()),
+                      key=lambda r: (r.first.row, r.stream))

@@ -1,9 +1,9 @@
 """CUSUM: driftgate's default numeric detector, four calibrated one-sided charts per stream.
 
-:class:`CusumBank` is the engine: one-sided CUSUM charts vectorised across charts and, in
-:meth:`CusumBank.update_many`, across records too (the reflected sum
-``S_t = max(0, S_{t-1} + y_t)`` equals ``V_t - min(0, min_{s<=t} V_s)`` for the running sum
-``V``, so a batch costs a few numpy calls). :class:`Cusum` runs four charts on a standardised
+:class:`CusumBank` is the engine: one-sided CUSUM charts ``S_t = max(0, S_{t-1} + y_t)``
+that restart at zero when they fire, vectorised across charts and run over a batch's records
+in one compiled loop (:mod:`monitoring.detectors.cusum_kernel`), so a batch costs the same
+per record whether its charts fire or not. :class:`Cusum` runs four charts on a standardised
 value ``z``: mean up (``z - k``), mean down (``-z - k``), variance up (``z**2 - 1 - k_v``) and
 variance down (``1 - z**2 - k_vd``), with thresholds from :mod:`monitoring.calibration`.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from monitoring.calibration import calibrate_cusum, quadrature_standardizers
-from monitoring.detectors.base import Alarm, Budget, DetectorGroup, StreamDetector
+from monitoring.detectors.base import Alarm, AlarmRun, Budget, DetectorGroup, StreamDetector
 from monitoring.detectors.cusum_kernel import follow_groups
 from monitoring.names import json_value
 from monitoring.reference import Scale, Tolerance, calibration_size
@@ -53,8 +53,6 @@ class CusumBank:
     [(311, '0'), (329, '0'), (342, '0'), (360, '0'), (384, '0')]
     """
 
-    _hot = False  # the last batch of several records had alarms (class default: old pickles)
-
     def __init__(self, thresholds: np.ndarray, groups: np.ndarray | None = None) -> None:
         self.thresholds = np.asarray(thresholds, dtype=float).copy()
         n = self.thresholds.size
@@ -63,7 +61,6 @@ class CusumBank:
 
     def _reset(self) -> None:
         self._s = np.zeros(self.thresholds.size)
-        self._hot = False
 
     @property
     def statistics(self) -> np.ndarray:
@@ -88,46 +85,18 @@ class CusumBank:
         if y.ndim == 1:
             y = y[None, :]
         y = np.where(np.isnan(y), 0.0, y)
-        h = self.thresholds
-        s0 = self._s
         if y.shape[0] == 1:  # one record and (usually) no alarm: the fewest numpy calls
-            s1 = np.maximum(s0 + y[0], 0.0)
-            if not (s1 > h).any():
+            s1 = np.maximum(self._s + y[0], 0.0)
+            if not (s1 > self.thresholds).any():
                 self._s = s1
                 return _NO_CROSSINGS
-        elif self._hot:  # charts fired in the last batch: a drift goes on, follow them all
-            return self._follow(y, s0, np.ones(h.size, dtype=bool))
-        v = s0 + np.cumsum(y, axis=0)
-        s = v - np.minimum(np.minimum.accumulate(v, axis=0), 0.0)
-        over = s > h
-        if not over.any():
-            self._s = s[-1].copy()
-            return _NO_CROSSINGS
-        return self._follow(y, s[-1], over.any(axis=0))
-
-    def _follow(self, y: np.ndarray, end: np.ndarray, crossed: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Alarms of a batch in which the charts ``crossed`` may cross their threshold
-        (``end``: every chart's sum at the batch's end without resets).
-
-        Groups never interact, so only the groups of those charts are followed record by
-        record from their sums before the batch (:func:`follow_groups`, compiled): a
-        sustained drift on every chart costs about what a quiet batch does, not a cumulative
-        sum over the rest of the batch per alarm. While alarms go on from batch to batch,
-        the next batch skips the numpy pass (it would find them again) and follows every
-        group.
-        """
         _, inverse = np.unique(self.groups, return_inverse=True)
-        followed = np.flatnonzero(np.isin(inverse, inverse[crossed]))
-        followed = followed[np.argsort(inverse[followed], kind="stable")]
-        bounds = np.flatnonzero(np.diff(inverse[followed])) + 1
-        start = end.copy()
-        start[followed] = self._s[followed]
-        rows, charts, stats, self._s = follow_groups(
-            y, start, self.thresholds, followed, np.r_[0, bounds, followed.size])
-        self._hot = rows.size > 0
-        order = np.lexsort((charts, rows))
-        return rows[order], charts[order], stats[order]
+        charts = np.argsort(inverse, kind="stable")  # grouped
+        bounds = np.flatnonzero(np.diff(inverse[charts])) + 1
+        rows, fired, stats, self._s = follow_groups(
+            y, self._s, self.thresholds, charts, np.r_[0, bounds, charts.size])
+        order = np.lexsort((fired, rows))
+        return rows[order], fired[order], stats[order]
 
 
 class Cusum(StreamDetector):
@@ -331,8 +300,9 @@ class CusumGroup(DetectorGroup):
         self.bank = bank
         self._fired: list[int] = [j for j, d in enumerate(dets) if d._fired is not None]
 
-    def update(self, values: np.ndarray) -> list[tuple[int, Alarm]]:
-        """As :meth:`DetectorGroup.update`, ordered by row, then stream."""
+    def _crossings(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The bank's crossings of a batch (rows, charts, statistics); members' last-row
+        alarms (their scores) are set from them."""
         z = np.asarray(values, dtype=float)
         n, m = z.shape
         k = self.k
@@ -347,15 +317,39 @@ class CusumGroup(DetectorGroup):
             dets[j]._fired = None
         self._fired = []
         rows, charts, stats = self.bank.crossings(y.reshape(n, 4 * m))
+        for i in np.flatnonzero(rows == n - 1).tolist():
+            j = int(charts[i]) // 4
+            dets[j]._fired = self._alarm(rows, charts, stats, i)
+            self._fired.append(j)
+        return rows, charts, stats
+
+    def _alarm(self, rows: np.ndarray, charts: np.ndarray, stats: np.ndarray,
+               i: int) -> Alarm:
+        c = int(charts[i])
+        return Alarm(int(rows[i]), CHARTS[c % 4], float(stats[i]),
+                     float(self.bank.thresholds[c]))
+
+    def update(self, values: np.ndarray) -> list[tuple[int, Alarm]]:
+        """As :meth:`DetectorGroup.update`, ordered by row, then stream."""
+        rows, charts, stats = self._crossings(values)
         if not rows.size:
             return []
-        streams = (charts // 4).tolist()
-        alarms = list(map(Alarm, rows.tolist(), map(CHARTS.__getitem__, (charts % 4).tolist()),
-                          stats.tolist(), self.bank.thresholds[charts].tolist()))
-        for i in np.flatnonzero(rows == n - 1).tolist():
-            dets[streams[i]]._fired = alarms[i]
-            self._fired.append(streams[i])
-        return list(zip(streams, alarms, strict=True))
+        alarms = map(Alarm, rows.tolist(), map(CHARTS.__getitem__, (charts % 4).tolist()),
+                     stats.tolist(), self.bank.thresholds[charts].tolist())
+        return list(zip((charts // 4).tolist(), alarms, strict=True))
+
+    def update_runs(self, values: np.ndarray) -> list[AlarmRun]:
+        """As :meth:`DetectorGroup.update_runs`, from the crossings' arrays: one
+        :class:`Alarm` per stream that fired, however often it fired."""
+        rows, charts, stats = self._crossings(values)
+        if not rows.size:
+            return []
+        streams = charts // 4
+        fired, first, counts = np.unique(streams, return_index=True, return_counts=True)
+        last = streams.size - 1 - np.unique(streams[::-1], return_index=True)[1]
+        order = np.lexsort((fired, rows[first]))
+        return [AlarmRun(int(fired[o]), self._alarm(rows, charts, stats, int(first[o])),
+                         int(counts[o]), int(rows[last[o]])) for o in order.tolist()]
 
 
 _DEFAULTS: dict[str, Any] = {

@@ -1,11 +1,13 @@
-"""The compiled inner loop of :class:`monitoring.detectors.cusum.CusumBank` for batches in
-which charts fire: one pass over the records with group resets, compiled by numba.
+"""The compiled inner loop of :class:`monitoring.detectors.cusum.CusumBank`: one pass over a
+batch's records with group resets, compiled by numba.
 
-A sustained drift makes every chart fire every few records; in numpy each alarm would need
-its own cumulative sum over the rest of the batch (or a round of numpy calls per alarm), so
-the cost per record grew with the alarms. The loop below costs the same per record whether
-charts fire or not. It is compiled on first use (1-2 s, once per process; a long-running
-monitor calls :func:`warm_up` at start), since batches without alarms never need it.
+A chart that fires restarts at zero, which numpy cannot express without a pass over the rest
+of the batch per alarm: during a sustained drift every chart fires every few records and the
+cost per record grew with the alarms. The loop below costs the same per record whether
+charts fire or not, and less than numpy's cumulative-sum pass on a quiet batch. It is
+compiled on first use (1-2 s; numba caches the result beside this file, or under
+``NUMBA_CACHE_DIR``, when it can write there) and a long-running monitor calls
+:func:`warm_up` at start.
 
 >>> import numpy as np
 >>> y = np.array([[3.0, -1.0], [3.0, 2.0], [3.0, 2.0]])
@@ -70,7 +72,10 @@ def _follow(y: Any, s: Any, h: Any, charts: Any, bounds: Any) -> Any:
 def _kernel() -> Any:
     import numba
 
-    return numba.njit(nogil=True)(_follow)
+    try:
+        return numba.njit(nogil=True, cache=True)(_follow)
+    except RuntimeError:  # no writable cache location: compile in every process
+        return numba.njit(nogil=True)(_follow)
 
 
 def _compiled() -> Any:

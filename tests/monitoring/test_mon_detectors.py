@@ -77,9 +77,8 @@ def test_page_hinkley_calibrated_is_quiet_and_river_default_is_not() -> None:
 
 
 def test_drift_that_stops_between_batches_batch_equals_one_by_one() -> None:
-    """Batches during a drift follow every chart record by record (no numpy pass), and the
-    bank returns to the numpy pass once a batch finds no alarm: alarms and sums match the
-    plain recursion throughout."""
+    """Batches that start, hold and end a drift, cut anywhere: alarms and sums match the
+    plain recursion record by record throughout."""
     rng = np.random.default_rng(11)
     z = rng.standard_normal((5000, 8))
     z[1000:2600] += 1.5
@@ -88,14 +87,49 @@ def test_drift_that_stops_between_batches_batch_equals_one_by_one() -> None:
     groups = np.tile(np.arange(8), 2)
     batch = CusumBank(h, groups)
     cuts = [0, 900, 1500, 2100, 2700, 3500, 4200, 5000]
-    got, hot = [], []
+    got, fired = [], []
     for a, b in zip(cuts, cuts[1:], strict=False):
-        got += [(x.row + a, x.chart) for x in batch.update_many(y[a:b])]
-        hot.append(batch._hot)
+        found = batch.update_many(y[a:b])
+        got += [(x.row + a, x.chart) for x in found]
+        fired.append(bool(found))
     single = CusumBank(h, groups)
     want = []
     for i in range(len(y)):
         want += [(i, a.chart) for a in single.update_many(y[i : i + 1])]
     assert got == want
-    assert hot == [False, True, True, True, False, False, False]
+    assert fired == [False, True, True, True, False, False, False]
     assert np.allclose(batch.statistics, single.statistics)
+
+
+def test_cusum_group_runs_summarise_its_alarms() -> None:
+    """The vectorised per-stream summary of a sustained drift equals the summary of every
+    alarm (the contract's default), and leaves the members in the same state."""
+    import copy
+
+    from monitoring.detectors import AlarmRun, Budget, DetectorGroup
+    from monitoring.detectors.cusum import Cusum, CusumGroup
+
+    rng = np.random.default_rng(2)
+    dets = [Cusum.calibrate(rng.standard_normal(2000), Budget(1e-5, rng)) for _ in range(4)]
+    z = rng.standard_normal((3000, 4))
+    z[1000:, [0, 2]] += 1.0
+    z[2000:, 3] *= 2.0
+    a, b = CusumGroup(copy.deepcopy(dets)), CusumGroup(copy.deepcopy(dets))
+    for part in (z[:1500], z[1500:]):
+        runs = a.update_runs(part)
+        every = b.update(part)
+        assert runs == DetectorGroup.update_runs(_Replay(every), part)  # the default
+        assert [r.stream for r in runs]
+        assert sum(r.alarms for r in runs) == len(every)
+        assert [d.score for d in a.detectors] == [d.score for d in b.detectors]
+    assert all(isinstance(r, AlarmRun) for r in runs)
+
+
+class _Replay:
+    """A group whose ``update`` answers with alarms found before (for the default runs)."""
+
+    def __init__(self, alarms: list) -> None:
+        self.alarms = alarms
+
+    def update(self, values: np.ndarray) -> list:
+        return self.alarms
