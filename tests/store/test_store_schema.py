@@ -38,3 +38,16 @@ def test_sqlite_and_postgres_have_the_same_tables_and_columns(tmp_path, pg_url):
     assert set(lite) - set(pg) == set()
     for table in lite:
         assert sorted(lite[table]) == sorted(pg[table]), table
+
+
+def test_postgres_log_blocks_are_compressed_with_lz4(pg_url) -> None:
+    """A new PostgreSQL log stores block data with lz4 (this server has it: Debian's 15)."""
+    store = open_store(pg_url)
+    try:
+        with psycopg.connect(pg_url) as conn:
+            method = conn.execute(
+                "SELECT a.attcompression FROM pg_attribute a WHERE a.attrelid ="
+                " 'prediction_blocks'::regclass AND a.attname = 'data'").fetchone()
+        assert method == ("l",)
+    finally:
+        store.close()
