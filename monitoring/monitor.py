@@ -284,8 +284,8 @@ class ModelMonitor:
     def update_many(self, records: Sequence[Record]) -> list[MonitorEvent]:
         """Process records in order (vectorised); return their events in record order.
 
-        Decisions are the same as calling :meth:`update` on each record in turn (up to
-        floating-point rounding of the CUSUM sums, far below any threshold's resolution).
+        Decisions are the same as calling :meth:`update` on each record in turn (the CUSUM
+        sums are the same recursion, added in the same order).
         """
         return self.update_batch(RecordBatch.from_records(records))
 
@@ -369,11 +369,11 @@ class ModelMonitor:
         def emit(row: int, ev: MonitorEvent) -> None:
             events.append((row, len(events), ev))
 
-        def alarms(stream: _Stream, found: list[Alarm] | AlarmRun, kind: str,
+        def alarms(stream: _Stream, found: Sequence[Alarm] | AlarmRun, kind: str,
                    effect: Callable[[Alarm], dict[str, Any]] | None = None) -> None:
             if not found:
                 return
-            run = AlarmRun.of(0, found) if isinstance(found, list) else found
+            run = found if isinstance(found, AlarmRun) else AlarmRun.of(0, found)
             self._alarmed.add(stream.name)
             state = self.drift[stream.name]
             a = run.first

@@ -56,6 +56,15 @@ PRUNE_EVERY_SECONDS = 3600.0
 MEMBER_FORGET_SECONDS = 3600.0  # a monitor process's heartbeat expired this long is deleted
 
 
+def _warm_up() -> None:
+    """Compile the CUSUM kernel before the first batch needs it (a failure is logged: the
+    first batch then compiles it, or reports why it cannot)."""
+    try:
+        cusum_kernel.warm_up()
+    except Exception:
+        log.exception("compiling the CUSUM kernel at start failed")
+
+
 def default_holder() -> str:
     """This process's name in the lease table: host (the pod on Kubernetes), pid, nonce."""
     return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
@@ -132,7 +141,7 @@ class MonitorNode:
                 await self.retraining.run(stop)
             return
         tasks = [asyncio.create_task(self._rollout_loop(stop)),
-                 asyncio.create_task(asyncio.to_thread(cusum_kernel.warm_up))]
+                 asyncio.create_task(asyncio.to_thread(_warm_up))]
         if self.retraining is not None:
             tasks.append(asyncio.create_task(
                 self.retraining.run(stop, active=lambda: self.active)))

@@ -79,7 +79,9 @@ def _kernel() -> Any:
 
 
 def _compiled() -> Any:
-    with _COMPILING:  # one compilation, whichever thread asks first
+    # one dispatcher, whichever thread asks first; numba compiles at its first call, under
+    # its own lock, so a step arriving during warm_up waits for that compilation
+    with _COMPILING:
         return _kernel()
 
 
