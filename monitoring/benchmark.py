@@ -308,13 +308,13 @@ def sustained_cost(
     x[n:] += 1.0
     recs = records(x)
     out = []
+    feed: Callable[[Any], Any] = mon.update_batch if columnar else mon.update_many
     for part in (recs[:n], recs[n:]):
-        batches = [part[i : i + batch] for i in range(0, n, batch)]
-        if columnar:
-            batches = [RecordBatch.from_records(b) for b in batches]  # type: ignore[misc]
+        chunks = [part[i : i + batch] for i in range(0, n, batch)]
+        batches = [RecordBatch.from_records(c) for c in chunks] if columnar else chunks
         t0 = time.perf_counter()
         for b in batches:
-            mon.update_batch(b) if columnar else mon.update_many(b)  # type: ignore[arg-type]
+            feed(b)
         out.append((time.perf_counter() - t0) / n * 1e6)
     return out[0], out[1]
 

@@ -369,11 +369,10 @@ class ModelMonitor:
         def emit(row: int, ev: MonitorEvent) -> None:
             events.append((row, len(events), ev))
 
-        def alarms(stream: _Stream, found: Sequence[Alarm] | AlarmRun, kind: str,
+        def alarms(stream: _Stream, run: AlarmRun | None, kind: str,
                    effect: Callable[[Alarm], dict[str, Any]] | None = None) -> None:
-            if not found:
+            if run is None:
                 return
-            run = found if isinstance(found, AlarmRun) else AlarmRun.of(0, found)
             self._alarmed.add(stream.name)
             state = self.drift[stream.name]
             a = run.first
@@ -418,15 +417,15 @@ class ModelMonitor:
         np.clip(z, -self.config.clip_z, self.config.clip_z, out=z)
 
         for cols, group in self._numeric_groups:
-            for run in group.update_runs(z[:, cols] if len(cols) < z.shape[1] else z):
-                stream = self.numeric[cols[run.stream]]
+            for j, run in group.update_runs(z[:, cols] if len(cols) < z.shape[1] else z):
+                stream = self.numeric[cols[j]]
                 alarms(stream, run, _drift_kind(stream.name),
-                       partial(self._numeric_effect, cols[run.stream], z))
+                       partial(self._numeric_effect, cols[j], z))
         if self.multivariate is not None:
             # clipped values: one wild value is a quality issue, not drift
             q = getattr(self, "_mv_cols", np.arange(len(self._num_specs)))
             xm = self.mu[q] + self.sd[q] * z[:, q]
-            alarms(self.multivariate, self.multivariate.detector.update_many(xm),
+            alarms(self.multivariate, AlarmRun.of(self.multivariate.detector.update_many(xm)),
                    "multivariate_drift")
         codes = np.full((n, len(self.categorical)), -1, dtype=np.int64)
         for j, stream in enumerate(self.categorical):
@@ -451,7 +450,7 @@ class ModelMonitor:
                 values.append(v)  # a missing value is not a category: the detector skips it
                 if not missing:
                     codes[i, j] = code(v)
-            alarms(stream, stream.detector.update_many(values), _drift_kind(name),
+            alarms(stream, AlarmRun.of(stream.detector.update_many(values)), _drift_kind(name),
                    partial(self._categorical_effect, j, codes))
         # rings for window statistics
         self._ring_write(xs, codes)

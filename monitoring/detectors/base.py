@@ -55,20 +55,21 @@ class AlarmRun(NamedTuple):
     Examples
     --------
     >>> found = [Alarm(3, "adwin", 0.4, 0.002), Alarm(9, "adwin", 0.5, 0.002)]
-    >>> AlarmRun.of(2, found)
-    AlarmRun(stream=2, first=Alarm(row=3, chart='adwin', statistic=0.4, threshold=0.002), \
-alarms=2, last_row=9)
+    >>> run = AlarmRun.of(found)
+    >>> run.first.row, run.alarms, run.last_row
+    (3, 2, 9)
+    >>> AlarmRun.of([]) is None
+    True
     """
 
-    stream: int
     first: Alarm
     alarms: int
     last_row: int
 
     @classmethod
-    def of(cls, stream: int, alarms: Sequence[Alarm]) -> AlarmRun:
-        """The run of a stream's non-empty list of alarms (in row order)."""
-        return cls(stream, alarms[0], len(alarms), alarms[-1].row)
+    def of(cls, alarms: Sequence[Alarm]) -> AlarmRun | None:
+        """The run of a stream's alarms (in row order); None when there are none."""
+        return cls(alarms[0], len(alarms), alarms[-1].row) if alarms else None
 
 
 @dataclass(frozen=True)
@@ -267,12 +268,13 @@ class DetectorGroup:
         stream by stream, each stream's alarms in row order."""
         return [(j, a) for j, d in enumerate(self.detectors) for a in d.update_many(values[:, j])]
 
-    def update_runs(self, values: np.ndarray) -> list[AlarmRun]:
-        """As :meth:`update`, summarised per stream that fired (:class:`AlarmRun`), ordered
-        by first alarm (row, then stream): what a monitor needs during a sustained drift,
-        when every chart fires every few records, without an object per alarm."""
-        runs: dict[int, list[Alarm]] = {}
+    def update_runs(self, values: np.ndarray) -> list[tuple[int, AlarmRun]]:
+        """As :meth:`update`, summarised per stream that fired: ``(stream, run)`` pairs
+        (:class:`AlarmRun`) ordered by first alarm (row, then stream), what a monitor needs
+        during a sustained drift, when every chart fires every few records, without an
+        object per alarm."""
+        found: dict[int, list[Alarm]] = {}
         for j, alarm in self.update(values):
-            runs.setdefault(j, []).append(alarm)
-        return sorted((AlarmRun.of(j, found) for j, found in runs.items()),
-                      key=lambda r: (r.first.row, r.stream))
+            found.setdefault(j, []).append(alarm)
+        runs = [(j, run) for j, a in found.items() if (run := AlarmRun.of(a)) is not None]
+        return sorted(runs, key=lambda p: (p[1].first.row, p[0]))

@@ -53,6 +53,9 @@ class CusumBank:
     [(311, '0'), (329, '0'), (342, '0'), (360, '0'), (384, '0')]
     """
 
+    # derived from ``groups`` on first use (a class default, so pickles without it load)
+    _layout: tuple[np.ndarray, np.ndarray] | None = None
+
     def __init__(self, thresholds: np.ndarray, groups: np.ndarray | None = None) -> None:
         self.thresholds = np.asarray(thresholds, dtype=float).copy()
         n = self.thresholds.size
@@ -90,11 +93,12 @@ class CusumBank:
             if not (s1 > self.thresholds).any():
                 self._s = s1
                 return _NO_CROSSINGS
-        _, inverse = np.unique(self.groups, return_inverse=True)
-        charts = np.argsort(inverse, kind="stable")  # grouped
-        bounds = np.flatnonzero(np.diff(inverse[charts])) + 1
-        rows, fired, stats, self._s = follow_groups(
-            y, self._s, self.thresholds, charts, np.r_[0, bounds, charts.size])
+        if self._layout is None:  # the charts in group order, and where each group starts
+            _, inverse = np.unique(self.groups, return_inverse=True)
+            charts = np.argsort(inverse, kind="stable")
+            starts = np.flatnonzero(np.diff(inverse[charts])) + 1
+            self._layout = (charts, np.r_[0, starts, charts.size])
+        rows, fired, stats, self._s = follow_groups(y, self._s, self.thresholds, *self._layout)
         order = np.lexsort((fired, rows))
         return rows[order], fired[order], stats[order]
 
@@ -317,6 +321,8 @@ class CusumGroup(DetectorGroup):
             dets[j]._fired = None
         self._fired = []
         rows, charts, stats = self.bank.crossings(y.reshape(n, 4 * m))
+        if not rows.size:  # the usual case: spare the numpy calls below
+            return rows, charts, stats
         for i in np.flatnonzero(rows == n - 1).tolist():
             j = int(charts[i]) // 4
             dets[j]._fired = self._alarm(rows, charts, stats, i)
@@ -338,7 +344,7 @@ class CusumGroup(DetectorGroup):
                      stats.tolist(), self.bank.thresholds[charts].tolist())
         return list(zip((charts // 4).tolist(), alarms, strict=True))
 
-    def update_runs(self, values: np.ndarray) -> list[AlarmRun]:
+    def update_runs(self, values: np.ndarray) -> list[tuple[int, AlarmRun]]:
         """As :meth:`DetectorGroup.update_runs`, from the crossings' arrays: one
         :class:`Alarm` per stream that fired, however often it fired."""
         rows, charts, stats = self._crossings(values)
@@ -348,8 +354,9 @@ class CusumGroup(DetectorGroup):
         fired, first, counts = np.unique(streams, return_index=True, return_counts=True)
         last = streams.size - 1 - np.unique(streams[::-1], return_index=True)[1]
         order = np.lexsort((fired, rows[first]))
-        return [AlarmRun(int(fired[o]), self._alarm(rows, charts, stats, int(first[o])),
-                         int(counts[o]), int(rows[last[o]])) for o in order.tolist()]
+        return [(int(fired[o]), AlarmRun(self._alarm(rows, charts, stats, int(first[o])),
+                                         int(counts[o]), int(rows[last[o]])))
+                for o in order.tolist()]
 
 
 _DEFAULTS: dict[str, Any] = {
