@@ -2,13 +2,16 @@
 
     python -m loadtests.monitor_throughput [--records 100000] [--model diabetes] [--postgres]
                                            [--rows-per-request 64] [--explain]
+                                           [--explain-budget US]
 
 Fills a fresh log (SQLite in a temp dir, or a throwaway PostgreSQL database) with records drawn
 from the model's reference sample, then times a :class:`MonitorRunner` reading it from offset
 0 in batches, as the Monitor service does (detectors, events, metrics into a private
-registry; with ``--explain`` also the attribution stream at its default sample rate, as the
-Monitor service runs by default). Prints records per second; compare with the gateway's write
-rate from ``python -m loadtests.bench`` (rows/s column). The quality bar is at least 10x.
+registry; with ``--explain`` also the attribution stream at its default budget, as the
+Monitor service runs by default; ``--explain-budget`` sets that budget, microseconds of
+explaining per logged record, as ``DRIFTGATE_EXPLAIN_BUDGET_US`` does). Prints records per
+second; compare with the gateway's write rate from ``python -m loadtests.bench`` (rows/s
+column). The quality bar is at least 10x.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from models.registry import get_model
 from monitoring import MonitorConfig
 from monitoring.detectors import cusum_kernel
 from service.attribution_stream import AttributionStream
+from service.config import Settings
 from service.metrics import monitor_metrics
 from service.monitor_node import METRICS_EVERY_SECONDS
 from service.monitor_runner import MonitorRunner
@@ -63,12 +67,16 @@ def fill(store_url: str, model: str, n: int, rows_per_request: int) -> None:
         store.close()
 
 
-def consume(store_url: str, model: str, batch: int, explain: bool) -> tuple[int, float]:
+def consume(store_url: str, model: str, batch: int, explain_budget_us: float | None
+            ) -> tuple[int, float]:
+    """Records consumed and seconds taken; ``explain_budget_us`` None: no explaining."""
     store = open_store(store_url)
     try:
+        attribution = (None if explain_budget_us is None
+                       else AttributionStream(budget_us=explain_budget_us))
         runner = MonitorRunner(store, MonitorConfig(quality_events=False),
                                monitor_metrics(CollectorRegistry()), batch=batch,
-                               attribution=AttributionStream() if explain else None,
+                               attribution=attribution,
                                metrics_every=METRICS_EVERY_SECONDS)  # as the service does
         version = get_model(model).version
         runner.monitor_for(model, version)  # calibration is start-up work
@@ -93,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-request", type=int, default=64,
                         help="rows of each logged request (one block each)")
     parser.add_argument("--explain", action="store_true",
-                        help="also explain records (attribution drift) at the default rate")
+                        help="also explain records (attribution drift) at the default budget")
+    parser.add_argument("--explain-budget", type=float, metavar="US",
+                        help="explain within this many microseconds per logged record "
+                        "(implies --explain)")
     parser.add_argument("--postgres", nargs="?", const=DEFAULT_PG, metavar="ADMIN_DSN",
                         help="use a throwaway database created (and dropped) there")
     args = parser.parse_args(argv)
@@ -105,13 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         url = str(Path(tempfile.mkdtemp(prefix="driftgate-monitor-")) / "log.sqlite3")
     try:
         fill(url, args.model, args.records, args.rows_per_request)
-        total, seconds = consume(url, args.model, args.batch, args.explain)
+        budget = args.explain_budget
+        if budget is None and args.explain:
+            budget = Settings().explain_budget_us  # the Monitor service's default
+        total, seconds = consume(url, args.model, args.batch, budget)
     finally:
         if database:
             drop_pg_database(args.postgres, database)
     backend = "postgresql" if args.postgres else "sqlite"
+    explaining = "" if budget is None else f", explaining within {budget:g} us per record"
     print(f"monitor ({backend}, {args.model}, {args.rows_per_request} rows per request, "
-          f"batch {args.batch}{', explaining' if args.explain else ''}): {total} records in "
+          f"batch {args.batch}{explaining}): {total} records in "
           f"{seconds:.2f} s = {total / seconds:,.0f} records/s ({seconds / total * 1e6:.1f} "
           f"us per record)")
     return 0

@@ -1,0 +1,22 @@
+"""The monitor-throughput benchmark runs end to end and reports the explaining budget it used."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests import monitor_throughput
+
+
+@pytest.mark.parametrize(("args", "explaining"), [
+    ([], None),
+    (["--explain"], "explaining within 2 us per record"),
+    (["--explain-budget", "0.5"], "explaining within 0.5 us per record"),
+])
+def test_consumes_every_record_logged(demo_models, capsys, args, explaining) -> None:
+    assert monitor_throughput.main(["--records", "1280", "--batch", "500", *args]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert ": 1280 records in " in line
+    if explaining is None:
+        assert "explaining" not in line
+    else:
+        assert explaining in line
