@@ -68,7 +68,11 @@ class LoadClient:
             i = index
             while not self._stop.is_set() and time.monotonic() < deadline:
                 url = self.urls[i % len(self.urls)]
-                body = {"model": self.model, "inputs": [self.rows[i % len(self.rows)]]}
+                # every gateway gets every row: with i indexing both, two gateways and an even
+                # number of rows would split the rows by parity, and a canary routed on one
+                # gateway before the other would answer a skewed subset of them
+                row = self.rows[(i // len(self.urls)) % len(self.rows)]
+                body = {"model": self.model, "inputs": [row]}
                 answer = _post(http, url, body)
                 with self._lock:
                     self.answers.append(answer)
