@@ -7,11 +7,11 @@
 Fills a fresh log (SQLite in a temp dir, or a throwaway PostgreSQL database) with records drawn
 from the model's reference sample, then times a :class:`MonitorRunner` reading it from offset
 0 in batches, as the Monitor service does (detectors, events, metrics into a private
-registry; with ``--explain`` also the attribution stream at its default budget, as the
-Monitor service runs by default; ``--explain-budget`` sets that budget, microseconds of
+registry; with ``--explain`` also the attribution stream the Monitor service builds from
+its settings, which it runs by default; ``--explain-budget`` sets its budget, microseconds of
 explaining per logged record, as ``DRIFTGATE_EXPLAIN_BUDGET_US`` does). Prints records per
-second; compare with the gateway's write rate from ``python -m loadtests.bench`` (rows/s
-column). The quality bar is at least 10x.
+second and how many records were explained; compare with the gateway's write rate from
+``python -m loadtests.bench`` (rows/s column). The quality bar is at least 10x.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from models.demo import register_demo_models
 from models.registry import get_model
 from monitoring import MonitorConfig
 from monitoring.detectors import cusum_kernel
-from service.attribution_stream import AttributionStream
+from service.attribution_stream import AttributionStream, attribution_stream
 from service.config import Settings
 from service.metrics import monitor_metrics
 from service.monitor_node import METRICS_EVERY_SECONDS
@@ -67,13 +67,19 @@ def fill(store_url: str, model: str, n: int, rows_per_request: int) -> None:
         store.close()
 
 
-def consume(store_url: str, model: str, batch: int, explain_budget_us: float | None
+def explaining(explain: bool, budget_us: float | None) -> AttributionStream | None:
+    """The Monitor service's attribution stream, built from its settings as the service
+    builds it (None: no explaining); ``budget_us`` sets the budget and samples by it."""
+    if budget_us is not None:
+        return attribution_stream(Settings(explain_budget_us=budget_us, explain_sample_rate=None))
+    return attribution_stream(Settings()) if explain else None
+
+
+def consume(store_url: str, model: str, batch: int, attribution: AttributionStream | None
             ) -> tuple[int, float]:
-    """Records consumed and seconds taken; ``explain_budget_us`` None: no explaining."""
+    """Records consumed and seconds taken."""
     store = open_store(store_url)
     try:
-        attribution = (None if explain_budget_us is None
-                       else AttributionStream(budget_us=explain_budget_us))
         runner = MonitorRunner(store, MonitorConfig(quality_events=False),
                                monitor_metrics(CollectorRegistry()), batch=batch,
                                attribution=attribution,
@@ -116,20 +122,27 @@ def main(argv: list[str] | None = None) -> int:
         url = str(Path(tempfile.mkdtemp(prefix="driftgate-monitor-")) / "log.sqlite3")
     try:
         fill(url, args.model, args.records, args.rows_per_request)
-        budget = args.explain_budget
-        if budget is None and args.explain:
-            budget = Settings().explain_budget_us  # the Monitor service's default
-        total, seconds = consume(url, args.model, args.batch, budget)
+        attribution = explaining(args.explain, args.explain_budget)
+        total, seconds = consume(url, args.model, args.batch, attribution)
     finally:
         if database:
             drop_pg_database(args.postgres, database)
     backend = "postgresql" if args.postgres else "sqlite"
-    explaining = "" if budget is None else f", explaining within {budget:g} us per record"
     print(f"monitor ({backend}, {args.model}, {args.rows_per_request} rows per request, "
-          f"batch {args.batch}{explaining}): {total} records in "
+          f"batch {args.batch}{described(attribution)}): {total} records in "
           f"{seconds:.2f} s = {total / seconds:,.0f} records/s ({seconds / total * 1e6:.1f} "
           f"us per record)")
     return 0
+
+
+def described(attribution: AttributionStream | None) -> str:
+    """How the run explained, and how many records it did explain."""
+    if attribution is None:
+        return ""
+    how = (f"at rate {attribution.sample_rate:g}" if attribution.sample_rate is not None
+           else f"within {attribution.budget_us:g} us per record")
+    explained = sum(state.explained for state in attribution.versions.values())
+    return f", explaining {how}: {explained} explained"
 
 
 if __name__ == "__main__":
